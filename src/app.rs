@@ -1,0 +1,157 @@
+//! Assembling the service: state, router, middleware, and `serve`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, StatusCode};
+use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::http::AppError;
+use crate::http::middleware::{self, REQUEST_ID_HEADER};
+use crate::ops::metrics::Metrics;
+use crate::store::{Store, StoreOptions};
+
+/// Request bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How the HTTP service behaves; the database is configured by [`Store`].
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub database_url: String,
+    pub store: StoreOptions,
+    /// A request still running after this long is abandoned with 408.
+    pub request_timeout: Duration,
+}
+
+impl ServeConfig {
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            store: StoreOptions::default(),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub config: Arc<ServeConfig>,
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "parkhub",
+        description = "The central system of a parking operator: short-time tickets, permits, \
+                       barrier car parks, parking rights and live transaction events."
+    ),
+    tags(
+        (name = "tickets", description = "Short-time tickets pushed by mobile-payment providers"),
+        (name = "admin", description = "Operator set-up: lots, providers, tokens"),
+        (name = "operations", description = "Health, readiness, metrics"),
+    )
+)]
+struct ApiDoc;
+
+/// The router and the OpenAPI document of exactly the routes it serves.
+pub fn router(state: AppState) -> (Router, OpenApi) {
+    use utoipa::OpenApi as _;
+    let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(crate::ops::routes())
+        .merge(crate::lots::admin::routes())
+        .merge(crate::principals::admin::routes())
+        .merge(crate::tickets::routes())
+        .split_for_parts();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    let spec = Arc::new(doc.clone());
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    let app = api
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let spec = spec.clone();
+                async move { axum::Json(spec.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { AppError::NotFound("no such endpoint".into()) })
+        // Router::layer wraps what is already there: the last layer added runs first.
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.config.request_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::record_metrics,
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let id = request
+                    .headers()
+                    .get(REQUEST_ID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "request",
+                    route = %middleware::route_of(request),
+                    method = %request.method(),
+                    request_id = %id,
+                )
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(middleware::json_errors))
+        .with_state(state);
+    (app, doc)
+}
+
+/// Opens the database (running migrations) and serves until `shutdown` resolves.
+pub async fn serve(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = Store::open(&config.database_url, &config.store).await?;
+    serve_with_store(store, config, listener, shutdown).await
+}
+
+/// Serves an already opened database until `shutdown` resolves, then finishes what is in flight.
+pub async fn serve_with_store(
+    store: Store,
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState {
+        store: store.clone(),
+        metrics: Arc::new(Metrics::new()),
+        config: Arc::new(config),
+    };
+    let (app, _) = router(state);
+    tracing::info!(address = %listener.local_addr()?, "parkhub listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    store.close().await;
+    tracing::info!("parkhub stopped");
+    Ok(())
+}

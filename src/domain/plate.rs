@@ -1,0 +1,152 @@
+//! Licence plates: the raw text as sent, and the normal form vehicles are matched by.
+
+use std::fmt;
+
+/// The longest raw licence plate text accepted, in characters.
+pub const MAX_PLATE_CHARS: usize = 20;
+
+/// A licence plate as sent by a client, together with its normal form.
+///
+/// The normal form is upper case with letters and digits only, so `abc 123`, `ABC-123` and
+/// `ABC123` are one vehicle. Letters are never transliterated: `ÅBC1` and `ABC1` stay distinct.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LicensePlate {
+    raw: String,
+    normal: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PlateError {
+    #[error("must not be blank")]
+    Blank,
+    #[error("must be at most {MAX_PLATE_CHARS} characters")]
+    TooLong,
+    #[error("must contain at least one letter or digit")]
+    NoAlphanumeric,
+}
+
+impl LicensePlate {
+    pub fn parse(raw: &str) -> Result<Self, PlateError> {
+        if raw.trim().is_empty() {
+            return Err(PlateError::Blank);
+        }
+        if raw.chars().count() > MAX_PLATE_CHARS {
+            return Err(PlateError::TooLong);
+        }
+        let normal = normal_form(raw);
+        if normal.is_empty() {
+            return Err(PlateError::NoAlphanumeric);
+        }
+        Ok(Self {
+            raw: raw.to_owned(),
+            normal,
+        })
+    }
+
+    /// The text exactly as the client sent it.
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    /// Upper case, letters and digits only.
+    pub fn normal(&self) -> &str {
+        &self.normal
+    }
+}
+
+impl fmt::Display for LicensePlate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+/// The normal form of any text: its letters and digits, upper-cased. Used for lookups too,
+/// where a filter value need not be a valid plate to be matched.
+pub fn normal_form(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn spacing_dashes_and_case_are_one_vehicle() {
+        for raw in ["abc 123", "ABC-123", "ABC123", " a.b.c 1 2 3 "] {
+            assert_eq!(
+                LicensePlate::parse(raw).unwrap().normal(),
+                "ABC123",
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn nordic_letters_are_kept_and_upper_cased() {
+        assert_eq!(LicensePlate::parse("åäö øæ1").unwrap().normal(), "ÅÄÖØÆ1");
+        assert_ne!(
+            LicensePlate::parse("ÅBC123").unwrap().normal(),
+            LicensePlate::parse("ABC123").unwrap().normal()
+        );
+    }
+
+    #[test]
+    fn raw_text_is_kept_as_sent() {
+        assert_eq!(LicensePlate::parse("abc-123").unwrap().raw(), "abc-123");
+    }
+
+    #[test]
+    fn rejects_blank_long_and_symbol_only() {
+        assert_eq!(LicensePlate::parse("  "), Err(PlateError::Blank));
+        assert_eq!(LicensePlate::parse(""), Err(PlateError::Blank));
+        assert_eq!(
+            LicensePlate::parse("A".repeat(21).as_str()),
+            Err(PlateError::TooLong)
+        );
+        assert_eq!(LicensePlate::parse("--"), Err(PlateError::NoAlphanumeric));
+        // twenty multi-byte characters are still twenty characters
+        assert!(LicensePlate::parse("Ö".repeat(20).as_str()).is_ok());
+    }
+
+    proptest! {
+        #[test]
+        fn normal_form_is_idempotent(s in "\\PC{0,30}") {
+            let once = normal_form(&s);
+            prop_assert_eq!(normal_form(&once), once.clone());
+        }
+
+        #[test]
+        fn normal_form_has_only_upper_alphanumerics(s in "\\PC{0,30}") {
+            for c in normal_form(&s).chars() {
+                prop_assert!(c.is_alphanumeric());
+                prop_assert!(!c.is_lowercase(), "{c:?} in {s:?}");
+            }
+        }
+
+        #[test]
+        fn separators_and_case_never_change_the_vehicle(
+            s in "[a-zA-Z0-9åäöÅÄÖ]{1,8}",
+            sep in prop::sample::select(vec![" ", "-", ".", ""]),
+        ) {
+            let spaced: String = s.chars().map(|c| format!("{c}{sep}")).collect();
+            prop_assert_eq!(normal_form(&spaced), normal_form(&s.to_uppercase()));
+        }
+
+        #[test]
+        fn plates_differing_in_a_letter_stay_distinct(
+            a in "[A-ZÅÄÖØÆ]{1,6}", b in "[A-ZÅÄÖØÆ]{1,6}",
+        ) {
+            prop_assume!(a != b);
+            prop_assert_ne!(normal_form(&a), normal_form(&b));
+        }
+
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,40}") {
+            let _ = LicensePlate::parse(&s);
+        }
+    }
+}

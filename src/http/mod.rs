@@ -1,0 +1,11 @@
+//! Shared HTTP plumbing: the one error type, the JSON and query extractors, authentication,
+//! and the middleware every route goes through.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+
+pub use auth::Principal;
+pub use error::{AppError, FieldErrors};
+pub use extract::{Json, QueryMap};

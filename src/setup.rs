@@ -1,0 +1,128 @@
+//! First-run set-up: the operator token a new database needs, the `--demo` data, and the
+//! welcome text that tells a newcomer how to try the service.
+
+use std::net::SocketAddr;
+
+use crate::domain::TimeZoneName;
+use crate::http::AppError;
+use crate::lots::{self, Lot};
+use crate::principals::{Role, store as principals};
+use crate::store::Store;
+
+pub const DEMO_LOT_ID: i64 = 12;
+pub const DEMO_PROVIDER: &str = "demo-provider";
+
+/// On a database with no working operator token, creates one and returns it (shown once).
+pub async fn ensure_operator_token(store: &Store) -> Result<Option<String>, AppError> {
+    if principals::has_active_operator_token(store).await? {
+        return Ok(None);
+    }
+    let operator = principals::find_or_create(store, Role::Operator, "operator").await?;
+    let (_, secret) = principals::issue_token(store, operator.id).await?;
+    Ok(Some(secret))
+}
+
+/// Creates lot 12 (zone 123, Europe/Stockholm) and the demo provider if missing, and returns a
+/// fresh token for the provider.
+pub async fn demo(store: &Store) -> Result<String, AppError> {
+    if lots::store::get(store, DEMO_LOT_ID).await?.is_none() {
+        let lot = Lot {
+            id: DEMO_LOT_ID,
+            name: "Falun centrum".into(),
+            zone_code: 123,
+            time_zone: TimeZoneName::stockholm(),
+        };
+        match lots::store::insert(store, &lot).await {
+            // Another instance created it meanwhile: fine.
+            Ok(()) | Err(AppError::Conflict { .. }) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    let provider = principals::find_or_create(store, Role::Provider, DEMO_PROVIDER).await?;
+    let (_, secret) = principals::issue_token(store, provider.id).await?;
+    Ok(secret)
+}
+
+/// The address a curl on this machine reaches the service at.
+pub fn base_url(addr: SocketAddr) -> String {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+        ip if ip.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+    };
+    format!("http://{host}:{}", addr.port())
+}
+
+/// What `parkhub serve` prints on start: where it listens, and ready-to-paste curl lines for
+/// any token it just created.
+pub fn welcome_text(
+    addr: SocketAddr,
+    operator_token: Option<&str>,
+    demo_provider_token: Option<&str>,
+) -> String {
+    let base = base_url(addr);
+    let mut out = format!("parkhub is listening on {base}\n");
+    if let Some(token) = operator_token {
+        out.push_str(&format!(
+            "\nA new operator token was created. It is shown only this once; keep it safe:\n  {token}\n\
+             Try it:\n  curl -s {base}/api/v1/admin/parking-lots -H 'Authorization: Bearer {token}'\n"
+        ));
+    }
+    if let Some(token) = demo_provider_token {
+        out.push_str(&format!(
+            "\nDemo: lot 12 (zone 123, Europe/Stockholm) and provider '{DEMO_PROVIDER}' are ready.\n\
+             Provider token: {token}\n\
+             Push a ticket (the seed's example):\n\
+             curl -X POST '{base}/api/v1/actions/tickets' \\\n\
+             -H 'Authorization: Bearer {token}' \\\n\
+             -H 'Content-Type: application/json' \\\n\
+             -H 'Accept: application/json' \\\n\
+             -d '{{\n\
+             \"eventType\": \"CreateOrUpdate\",\n\
+             \"ticketId\": \"01985f6f-eafd-7203-b14b-aad5c6c1e253\",\n\
+             \"parkingLotId\": 12,\n\
+             \"startDate\": \"2023-10-01T12:00:00Z\",\n\
+             \"endDate\": \"2023-10-01T12:00:00Z\",\n\
+             \"licenseNumber\": \"ABC123\",\n\
+             \"ticketCost\": {{\n\
+             \"amountInclVat\": 12000,\n\
+             \"vatRate\": 25,\n\
+             \"currencyCode\": \"SEK\"\n\
+             }}\n\
+             }}'\n\
+             List your tickets:\n\
+             curl -s '{base}/api/v1/actions/tickets' -H 'Authorization: Bearer {token}' -H 'Accept: application/json'\n"
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curl_lines_use_a_reachable_address() {
+        assert_eq!(
+            base_url("0.0.0.0:8080".parse().unwrap()),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            base_url("127.0.0.1:9".parse().unwrap()),
+            "http://127.0.0.1:9"
+        );
+        assert_eq!(base_url("[::]:80".parse().unwrap()), "http://[::1]:80");
+    }
+
+    #[test]
+    fn welcome_shows_tokens_only_when_created() {
+        let addr = "127.0.0.1:8080".parse().unwrap();
+        let quiet = welcome_text(addr, None, None);
+        assert!(!quiet.contains("Bearer"));
+        let loud = welcome_text(addr, Some("phk_op"), Some("phk_prov"));
+        assert!(loud.contains("-H 'Authorization: Bearer phk_op'"));
+        assert!(loud.contains("-H 'Authorization: Bearer phk_prov'"));
+        assert!(loud.contains("http://127.0.0.1:8080/api/v1/actions/tickets"));
+    }
+}

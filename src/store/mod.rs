@@ -1,0 +1,266 @@
+//! Storage: one narrow interface, two backends. SQLite (the embedded default) or PostgreSQL is
+//! chosen at run time from the database URL's scheme; each backend owns its migrations. SQL that
+//! is the same for both is written once, in the capability that needs it, and run on whichever
+//! backend is configured through [`read!`](crate::read) and [`write_tx!`](crate::write_tx).
+//!
+//! Instants are stored as BIGINT unix microseconds (UTC) in both backends.
+
+mod errors;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use errors::{describe_unique_violation, is_unavailable};
+
+/// Which database engine a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Sqlite,
+    Postgres,
+}
+
+/// SQLite is written by one connection (so writers never race for the lock) and read by a pool.
+pub struct SqliteDb {
+    pub writer: SqlitePool,
+    pub reader: SqlitePool,
+}
+
+pub enum Backend {
+    Sqlite(SqliteDb),
+    Postgres(PgPool),
+}
+
+/// A handle on the database, cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<Backend>,
+}
+
+/// Connection settings that are not part of the URL.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most connections to PostgreSQL (or SQLite readers) at once.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before failing with 503.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path` or `postgres://...`) and runs the backend's migrations.
+    pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
+        let store = Self::connect(url, options).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub async fn connect(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
+        let backend = match backend_kind(url)? {
+            BackendKind::Sqlite => Backend::Sqlite(connect_sqlite(url, options).await?),
+            BackendKind::Postgres => {
+                let connect = PgConnectOptions::from_str(url)
+                    .context("the PostgreSQL database URL is not valid")?
+                    .application_name("parkhub");
+                let pool = PgPoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect)
+                    .await
+                    .with_context(|| {
+                        format!("could not connect to PostgreSQL at {}", redact_url(url))
+                    })?;
+                Backend::Postgres(pool)
+            }
+        };
+        Ok(Self {
+            backend: Arc::new(backend),
+        })
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self.backend() {
+            Backend::Sqlite(db) => sqlx::migrate!("./migrations/sqlite")
+                .run(&db.writer)
+                .await
+                .context("running the SQLite migrations")?,
+            Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres")
+                .run(pool)
+                .await
+                .context("running the PostgreSQL migrations")?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    pub fn kind(&self) -> BackendKind {
+        match self.backend() {
+            Backend::Sqlite(_) => BackendKind::Sqlite,
+            Backend::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    /// Is the database reachable and answering?
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        crate::read!(self, |db| {
+            sqlx::query("SELECT 1").execute(db).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match self.backend() {
+            Backend::Sqlite(db) => {
+                db.reader.close().await;
+                db.writer.close().await;
+            }
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// `sqlite:` or `postgres:`/`postgresql:`; anything else is a configuration error.
+pub fn backend_kind(url: &str) -> anyhow::Result<BackendKind> {
+    let scheme = url.split(':').next().unwrap_or("").to_ascii_lowercase();
+    match scheme.as_str() {
+        "sqlite" => Ok(BackendKind::Sqlite),
+        "postgres" | "postgresql" => Ok(BackendKind::Postgres),
+        _ => anyhow::bail!(
+            "unsupported database URL scheme '{scheme}': use sqlite://FILE or postgres://USER@HOST/DB"
+        ),
+    }
+}
+
+/// The URL without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &credentials[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn connect_sqlite(url: &str, options: &StoreOptions) -> anyhow::Result<SqliteDb> {
+    let connect = SqliteConnectOptions::from_str(url)
+        .context("the SQLite database URL is not valid")?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(options.acquire_timeout.max(Duration::from_secs(30)))
+        .connect_with(connect.clone())
+        .await
+        .with_context(|| format!("could not open the SQLite database {url}"))?;
+    let reader = SqlitePoolOptions::new()
+        .max_connections(options.max_connections.clamp(1, 8))
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect.create_if_missing(false))
+        .await
+        .with_context(|| format!("could not open the SQLite database {url} for reading"))?;
+    Ok(SqliteDb { writer, reader })
+}
+
+/// Runs `$body` with `$db` bound to an executor for reads on the configured backend. The body
+/// is written once and compiled for each backend.
+#[macro_export]
+macro_rules! read {
+    ($store:expr, |$db:ident| $body:expr) => {
+        match $store.backend() {
+            $crate::store::Backend::Sqlite(sqlite) => {
+                let $db = &sqlite.reader;
+                $body
+            }
+            $crate::store::Backend::Postgres(pool) => {
+                let $db = pool;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` in one write transaction, with `$tx` bound to it; commits when the body
+/// finishes, rolls back when it returns early with `?`. On SQLite the transaction takes the
+/// write lock up front (`BEGIN IMMEDIATE`).
+#[macro_export]
+macro_rules! write_tx {
+    ($store:expr, |$tx:ident| $body:expr) => {
+        match $store.backend() {
+            $crate::store::Backend::Sqlite(sqlite) => {
+                let mut $tx = sqlite.writer.begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            $crate::store::Backend::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheme_selects_the_backend() {
+        assert_eq!(
+            backend_kind("sqlite://parkhub.db").unwrap(),
+            BackendKind::Sqlite
+        );
+        assert_eq!(
+            backend_kind("postgres://postgres@127.0.0.1/x").unwrap(),
+            BackendKind::Postgres
+        );
+        assert_eq!(
+            backend_kind("postgresql://h/x").unwrap(),
+            BackendKind::Postgres
+        );
+        assert!(backend_kind("mysql://h/x").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/parkhub"),
+            "postgres://app:***@db:5432/parkhub"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/x"),
+            "postgres://postgres@127.0.0.1/x"
+        );
+    }
+}

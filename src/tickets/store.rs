@@ -1,0 +1,221 @@
+//! Tickets in the database, keyed by (provider, ticketId).
+
+use jiff::Timestamp;
+
+use super::event::ValidTicket;
+use crate::domain::TimeZoneName;
+use crate::domain::time::{from_micros, to_micros};
+use crate::http::AppError;
+use crate::store::Store;
+use crate::{read, write_tx};
+
+/// What a CreateOrUpdate did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    Stored,
+    /// The ticket was canceled before; it stays canceled and nothing changed.
+    AlreadyCanceled,
+}
+
+/// What a TicketCanceled did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Canceled {
+    Canceled,
+    WasCanceled,
+    NotFound,
+}
+
+/// Creates the provider's ticket, or replaces every field of it but `createdAt`, in one
+/// statement, so concurrent events on one ticket always leave one consistent row.
+pub async fn upsert(
+    store: &Store,
+    provider_id: i64,
+    ticket: &ValidTicket,
+) -> Result<Upserted, AppError> {
+    let now = to_micros(Timestamp::now());
+    let cost = ticket.cost.as_ref();
+    let stored: Option<i64> = write_tx!(store, |tx| {
+        sqlx::query_scalar(
+            "INSERT INTO tickets (provider_id, ticket_id, parking_lot_id, license_raw, license_norm, \
+                 start_at, end_at, cost_amount, cost_vat_rate, cost_currency, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $11) \
+             ON CONFLICT (provider_id, ticket_id) DO UPDATE SET \
+                 parking_lot_id = excluded.parking_lot_id, license_raw = excluded.license_raw, \
+                 license_norm = excluded.license_norm, start_at = excluded.start_at, \
+                 end_at = excluded.end_at, cost_amount = excluded.cost_amount, \
+                 cost_vat_rate = excluded.cost_vat_rate, cost_currency = excluded.cost_currency, \
+                 updated_at = excluded.updated_at \
+             WHERE tickets.status = 'active' \
+             RETURNING id",
+        )
+        .bind(provider_id)
+        .bind(ticket.ticket_id.as_str())
+        .bind(ticket.parking_lot_id)
+        .bind(ticket.plate.raw())
+        .bind(ticket.plate.normal())
+        .bind(to_micros(ticket.start))
+        .bind(ticket.end.map(to_micros))
+        .bind(cost.map(|c| c.amount_incl_vat))
+        .bind(cost.map(|c| c.vat_rate))
+        .bind(cost.map(|c| c.currency.as_str()))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?
+    });
+    Ok(match stored {
+        Some(_) => Upserted::Stored,
+        None => Upserted::AlreadyCanceled,
+    })
+}
+
+/// Cancels the provider's ticket; canceling twice is fine.
+pub async fn cancel(
+    store: &Store,
+    provider_id: i64,
+    ticket_id: &str,
+) -> Result<Canceled, AppError> {
+    let now = to_micros(Timestamp::now());
+    let outcome = write_tx!(store, |tx| {
+        let changed = sqlx::query(
+            "UPDATE tickets SET status = 'canceled', canceled_at = $3, updated_at = $3 \
+             WHERE provider_id = $1 AND ticket_id = $2 AND status = 'active'",
+        )
+        .bind(provider_id)
+        .bind(ticket_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 1 {
+            Canceled::Canceled
+        } else {
+            let exists: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM tickets WHERE provider_id = $1 AND ticket_id = $2",
+            )
+            .bind(provider_id)
+            .bind(ticket_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if exists.is_some() {
+                Canceled::WasCanceled
+            } else {
+                Canceled::NotFound
+            }
+        }
+    });
+    Ok(outcome)
+}
+
+/// A stored ticket with what is needed to render it: the lot's zone code and time zone.
+#[derive(Debug, Clone)]
+pub struct StoredTicket {
+    pub ticket_id: String,
+    pub parking_lot_id: i64,
+    pub zone_code: i64,
+    pub time_zone: TimeZoneName,
+    pub license_raw: String,
+    pub start: Timestamp,
+    pub end: Option<Timestamp>,
+    pub cost: Option<(i64, i64, String)>,
+    pub canceled_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(sqlx::FromRow)]
+struct TicketRow {
+    ticket_id: String,
+    parking_lot_id: i64,
+    zone_code: i64,
+    time_zone: String,
+    license_raw: String,
+    start_at: i64,
+    end_at: Option<i64>,
+    cost_amount: Option<i64>,
+    cost_vat_rate: Option<i64>,
+    cost_currency: Option<String>,
+    status: String,
+    canceled_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TicketRow {
+    fn into_ticket(self) -> Result<StoredTicket, AppError> {
+        let time_zone = TimeZoneName::parse(&self.time_zone)
+            .map_err(|e| AppError::internal(anyhow::anyhow!("lot {}: {e}", self.parking_lot_id)))?;
+        let cost = match (self.cost_amount, self.cost_vat_rate, self.cost_currency) {
+            (Some(a), Some(v), Some(c)) => Some((a, v, c)),
+            _ => None,
+        };
+        let canceled_at = match self.status.as_str() {
+            "canceled" => Some(from_micros(self.canceled_at.unwrap_or(self.updated_at))),
+            _ => None,
+        };
+        Ok(StoredTicket {
+            ticket_id: self.ticket_id,
+            parking_lot_id: self.parking_lot_id,
+            zone_code: self.zone_code,
+            time_zone,
+            license_raw: self.license_raw,
+            start: from_micros(self.start_at),
+            end: self.end_at.map(from_micros),
+            cost,
+            canceled_at,
+            created_at: from_micros(self.created_at),
+            updated_at: from_micros(self.updated_at),
+        })
+    }
+}
+
+/// Which of a provider's tickets to list.
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub license_norm: Option<String>,
+    pub parking_lot_id: Option<i64>,
+    pub updated_since: Option<Timestamp>,
+}
+
+/// One page of the provider's tickets in creation order (new tickets only ever come last, so
+/// paging while tickets arrive never skips or repeats one), and the total count.
+pub async fn list(
+    store: &Store,
+    provider_id: i64,
+    filter: &TicketFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<StoredTicket>, i64), AppError> {
+    const WHERE: &str = "t.provider_id = $1 AND ($2 IS NULL OR t.license_norm = $2) \
+         AND ($3 IS NULL OR t.parking_lot_id = $3) AND ($4 IS NULL OR t.updated_at >= $4)";
+    let since = filter.updated_since.map(to_micros);
+    let (rows, total): (Vec<TicketRow>, i64) = read!(store, |db| {
+        let rows = sqlx::query_as(&format!(
+            "SELECT t.ticket_id, t.parking_lot_id, l.zone_code, l.time_zone, t.license_raw, \
+                    t.start_at, t.end_at, t.cost_amount, t.cost_vat_rate, t.cost_currency, \
+                    t.status, t.canceled_at, t.created_at, t.updated_at \
+             FROM tickets t JOIN parking_lots l ON l.id = t.parking_lot_id \
+             WHERE {WHERE} ORDER BY t.id LIMIT $5 OFFSET $6"
+        ))
+        .bind(provider_id)
+        .bind(filter.license_norm.as_deref())
+        .bind(filter.parking_lot_id)
+        .bind(since)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(db)
+        .await?;
+        let total = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM tickets t WHERE {WHERE}"))
+            .bind(provider_id)
+            .bind(filter.license_norm.as_deref())
+            .bind(filter.parking_lot_id)
+            .bind(since)
+            .fetch_one(db)
+            .await?;
+        (rows, total)
+    });
+    let tickets = rows
+        .into_iter()
+        .map(TicketRow::into_ticket)
+        .collect::<Result<_, _>>()?;
+    Ok((tickets, total))
+}
