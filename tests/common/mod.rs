@@ -1,0 +1,269 @@
+//! The test harness: a real parkhub on 127.0.0.1:0 with a fresh database per test, on SQLite
+//! or PostgreSQL, and a typed HTTP client for it.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use parkhub::principals::{Role, store as principals};
+use parkhub::store::{Store, StoreOptions};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+/// Where the PostgreSQL suite creates its databases (a URL to any existing database).
+pub const POSTGRES_ENV: &str = "PARKHUB_TEST_POSTGRES_URL";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named `async fn(Backend)` as a test on SQLite (`sqlite::name`) and on PostgreSQL
+/// (`postgres::name`).
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+/// A fresh, empty database of `backend`: its URL, and the temporary directory that holds it
+/// for SQLite.
+pub async fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempDir>) {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let url = format!("sqlite://{}", dir.path().join("parkhub.db").display());
+            (url, Some(dir))
+        }
+        Backend::Postgres => {
+            let admin_url = std::env::var(POSTGRES_ENV).unwrap_or_else(|_| {
+                panic!(
+                    "{POSTGRES_ENV} is not set: the PostgreSQL suite needs a server, e.g. \
+                     {POSTGRES_ENV}=postgres://postgres@127.0.0.1:5432/postgres \
+                     (scripts/test skips this suite when it is unset)"
+                )
+            });
+            let name = format!(
+                "ph_test_{}_{}_{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::SeqCst),
+                rand_suffix()
+            );
+            let admin = sqlx::PgPool::connect(&admin_url)
+                .await
+                .expect("connect to the PostgreSQL test server");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&admin)
+                .await
+                .expect("create a test database");
+            admin.close().await;
+            (replace_database(&admin_url, &name), None)
+        }
+    }
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+/// The same server URL with another database name.
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_end = base[after_scheme..]
+        .find('/')
+        .map(|i| i + after_scheme)
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{}", &base[..host_end], name);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+pub struct TestServer {
+    pub backend: Backend,
+    pub base: String,
+    pub database_url: String,
+    pub client: reqwest::Client,
+    /// An operator token.
+    pub operator: String,
+    pub store: Store,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Self {
+        let (database_url, dir) = fresh_database(backend).await;
+        let store = Store::open(&database_url, &StoreOptions::default())
+            .await
+            .expect("open the test database");
+        let operator = principals::find_or_create(&store, Role::Operator, "test-operator")
+            .await
+            .expect("create the operator");
+        let (_, operator_token) = principals::issue_token(&store, operator.id)
+            .await
+            .expect("issue an operator token");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a free port");
+        let base = format!("http://{}", listener.local_addr().expect("local address"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let config = parkhub::ServeConfig::new(database_url.clone());
+        let task = tokio::spawn(parkhub::serve_with_store(store.clone(), config, listener, async {
+            let _ = rx.await;
+        }));
+        // The listener is bound before serve starts, so requests queue until it accepts.
+        Self {
+            backend,
+            base,
+            database_url,
+            client: reqwest::Client::new(),
+            operator: operator_token,
+            store,
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// Asks the server to stop and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server result");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends a request with an optional bearer token and JSON body; returns status and JSON.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status();
+        let text = response.text().await.expect("a body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{status} body is not JSON ({e}): {text}"))
+        };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: &Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Creates a lot through the admin API.
+    pub async fn lot(&self, id: i64, zone_code: i64, time_zone: &str) {
+        let (status, body) = self
+            .post(
+                "/api/v1/admin/parking-lots",
+                &self.operator,
+                &json!({"id": id, "name": format!("Lot {id}"), "zoneCode": zone_code, "timeZone": time_zone}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    /// Creates a provider through the admin API; returns its id and token.
+    pub async fn provider(&self, name: &str, lots: Option<&[i64]>) -> (i64, String) {
+        let mut body = json!({"name": name});
+        if let Some(lots) = lots {
+            body["parkingLotIds"] = json!(lots);
+        }
+        let (status, created) = self
+            .post("/api/v1/admin/providers", &self.operator, &body)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        (
+            created["id"].as_i64().expect("an id"),
+            created["token"].as_str().expect("a token").to_owned(),
+        )
+    }
+
+    /// A token of `role` made straight in the database (for roles without an admin endpoint yet).
+    pub async fn token_for(&self, role: Role, name: &str) -> String {
+        let principal = principals::find_or_create(&self.store, role, name)
+            .await
+            .expect("principal");
+        principals::issue_token(&self.store, principal.id)
+            .await
+            .expect("token")
+            .1
+    }
+}
+
+/// Asserts the service's error shape and returns the body for further checks.
+pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode) {
+    assert_eq!(status, expected, "body: {body}");
+    assert_eq!(body["status"], "error", "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(body["error_id"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+}
+
+/// Asserts a 422 that names `field`.
+pub fn assert_invalid(status: StatusCode, body: &Value, field: &str) {
+    assert_error(status, body, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["errors"][field].as_array().is_some_and(|m| !m.is_empty()),
+        "422 does not name {field}: {body}"
+    );
+}

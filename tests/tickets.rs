@@ -1,0 +1,446 @@
+//! The short-time tickets API, through real HTTP, on SQLite and PostgreSQL.
+
+mod common;
+
+use common::{Backend, TestServer, assert_error, assert_invalid};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const TICKETS: &str = "/api/v1/actions/tickets";
+
+backend_tests!(
+    seed_example_is_stored_and_listed_in_local_time,
+    create_or_update_replaces_every_field_but_created_at,
+    ticket_ids_may_be_numbers_and_are_per_provider,
+    providers_never_see_each_others_tickets,
+    canceled_tickets_stay_canceled,
+    cancel_of_an_unknown_ticket_is_404,
+    every_invalid_field_is_named_and_changes_nothing,
+    lots_the_provider_may_not_use_are_forbidden,
+    local_times_are_read_in_the_lots_zone_and_the_gap_is_rejected,
+    rendering_follows_both_daylight_saving_changes,
+    paging_is_stable_while_tickets_arrive,
+    list_filters_and_page_parameters,
+    concurrent_update_and_cancel_leave_one_consistent_ticket,
+    only_providers_may_use_the_ticket_api,
+);
+
+fn seed_ticket(ticket_id: &str) -> Value {
+    json!({
+        "eventType": "CreateOrUpdate",
+        "ticketId": ticket_id,
+        "parkingLotId": 12,
+        "startDate": "2023-10-01T12:00:00Z",
+        "endDate": "2023-10-01T12:00:00Z",
+        "licenseNumber": "ABC123",
+        "ticketCost": {"amountInclVat": 12000, "vatRate": 25, "currencyCode": "SEK"}
+    })
+}
+
+async fn setup(backend: Backend) -> (TestServer, String) {
+    let server = TestServer::start(backend).await;
+    server.lot(12, 123, "Europe/Stockholm").await;
+    let (_, token) = server.provider("easypark", None).await;
+    (server, token)
+}
+
+async fn list(server: &TestServer, token: &str, query: &str) -> Value {
+    let (status, body) = server.get(&format!("{TICKETS}{query}"), token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "ok");
+    body
+}
+
+async fn push(server: &TestServer, token: &str, body: &Value) {
+    let (status, answer) = server.post(TICKETS, token, body).await;
+    assert_eq!((status, answer.clone()), (StatusCode::OK, json!([])), "{body}");
+}
+
+async fn seed_example_is_stored_and_listed_in_local_time(backend: Backend) {
+    let (server, token) = setup(backend).await;
+    push(&server, &token, &seed_ticket("01985f6f-eafd-7203-b14b-aad5c6c1e253")).await;
+    let page = list(&server, &token, "").await;
+    let data = page["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1);
+    let t = &data[0];
+    assert_eq!(t["zoneCode"], 123);
+    assert_eq!(t["parkingLotId"], 12);
+    assert_eq!(t["licenseNumber"], "ABC123");
+    assert_eq!(t["ticketId"], "01985f6f-eafd-7203-b14b-aad5c6c1e253");
+    assert_eq!(t["startDate"], "2023-10-01T14:00:00+02:00");
+    assert_eq!(t["endDate"], "2023-10-01T14:00:00+02:00");
+    assert_eq!(
+        t["ticketCost"],
+        json!({"amountInclVat": 12000, "vatRate": 25, "currencyCode": "SEK"})
+    );
+    assert_eq!(t["status"], "active");
+    assert_eq!(t["canceledAt"], Value::Null);
+    let now = jiff::Timestamp::now().as_second();
+    let created = t["createdAt"].as_i64().unwrap();
+    assert!((now - 60..=now + 1).contains(&created), "{created} vs {now}");
+    assert_eq!(t["updatedAt"], t["createdAt"]);
+    assert_eq!(
+        page["meta"],
+        json!({"currentPage": 1, "perPage": 50, "total": 1, "lastPage": 1})
+    );
+}
+
+async fn create_or_update_replaces_every_field_but_created_at(backend: Backend) {
+    let (server, token) = setup(backend).await;
+    server.lot(14, 140, "Europe/Stockholm").await;
+    push(&server, &token, &seed_ticket("t-1")).await;
+    let before = list(&server, &token, "").await["data"][0].clone();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    push(
+        &server,
+        &token,
+        &json!({
+            "eventType": "CreateOrUpdate", "ticketId": "t-1", "parkingLotId": 14,
+            "startDate": "2025-02-10T11:00:00Z", "licenseNumber": "xyz 987",
+            "unknownField": "ignored", "createdAt": 1, "status": "canceled"
+        }),
+    )
+    .await;
+    let page = list(&server, &token, "").await;
+    assert_eq!(page["meta"]["total"], 1, "an update must not create a ticket");
+    let after = &page["data"][0];
+    assert_eq!(after["parkingLotId"], 14);
+    assert_eq!(after["zoneCode"], 140);
+    assert_eq!(after["licenseNumber"], "xyz 987");
+    assert_eq!(after["startDate"], "2025-02-10T12:00:00+01:00");
+    assert_eq!(after["endDate"], Value::Null, "open-ended after the update");
+    assert_eq!(after["ticketCost"], Value::Null, "cost removed by the update");
+    assert_eq!(after["status"], "active", "clients cannot set server-owned fields");
+    assert_eq!(after["createdAt"], before["createdAt"]);
+    assert!(after["updatedAt"].as_i64() > before["updatedAt"].as_i64(), "{after}");
+}
+
+async fn ticket_ids_may_be_numbers_and_are_per_provider(backend: Backend) {
+    let (server, a) = setup(backend).await;
+    let (_, b) = server.provider("other-provider", None).await;
+    let mut numeric = seed_ticket("x");
+    numeric["ticketId"] = json!(4711);
+    push(&server, &a, &numeric).await;
+    let mut other = seed_ticket("4711");
+    other["licenseNumber"] = json!("BBB222");
+    push(&server, &b, &other).await;
+    let mine = list(&server, &a, "").await;
+    assert_eq!(mine["data"][0]["ticketId"], "4711");
+    assert_eq!(mine["data"][0]["licenseNumber"], "ABC123", "b's ticket must not touch a's");
+    // cancel with the number, as a string: the same ticket
+    push(&server, &a, &json!({"eventType": "TicketCanceled", "ticketId": "4711"})).await;
+    assert_eq!(list(&server, &a, "").await["data"][0]["status"], "canceled");
+    assert_eq!(list(&server, &b, "").await["data"][0]["status"], "active");
+}
+
+async fn providers_never_see_each_others_tickets(backend: Backend) {
+    let (server, a) = setup(backend).await;
+    let (_, b) = server.provider("b", None).await;
+    push(&server, &a, &seed_ticket("a-1")).await;
+    push(&server, &a, &seed_ticket("a-2")).await;
+    let theirs = list(&server, &b, "").await;
+    assert_eq!(theirs["data"], json!([]));
+    assert_eq!(theirs["meta"]["total"], 0);
+    // b cannot cancel a's ticket: for b it does not exist
+    let (status, body) = server
+        .post(TICKETS, &b, &json!({"eventType": "TicketCanceled", "ticketId": "a-1"}))
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND);
+    let filtered = list(&server, &b, "?licenseNumber=ABC123&parkingLotId=12").await;
+    assert_eq!(filtered["data"], json!([]));
+    assert_eq!(list(&server, &a, "").await["meta"]["total"], 2);
+    assert_eq!(list(&server, &a, "").await["data"][0]["status"], "active");
+}
+
+async fn canceled_tickets_stay_canceled(backend: Backend) {
+    let (server, token) = setup(backend).await;
+    push(&server, &token, &seed_ticket("c-1")).await;
+    let cancel = json!({"eventType": "TicketCanceled", "ticketId": "c-1"});
+    push(&server, &token, &cancel).await;
+    let first = list(&server, &token, "").await["data"][0].clone();
+    assert_eq!(first["status"], "canceled");
+    let canceled_at = first["canceledAt"].as_i64().expect("canceledAt set");
+    assert!(canceled_at >= first["createdAt"].as_i64().unwrap());
+    // a second cancel is fine and changes nothing
+    push(&server, &token, &cancel).await;
+    assert_eq!(list(&server, &token, "").await["data"][0], first);
+    // CreateOrUpdate of a canceled ticket: 409, nothing changes
+    let mut revive = seed_ticket("c-1");
+    revive["licenseNumber"] = json!("NEW111");
+    let (status, body) = server.post(TICKETS, &token, &revive).await;
+    assert_error(status, &body, StatusCode::CONFLICT);
+    assert_eq!(body["error_id"], "ticket_canceled");
+    assert!(body["message"].as_str().unwrap().contains("canceled"), "{body}");
+    assert_eq!(list(&server, &token, "").await["data"][0], first);
+}
+
+async fn cancel_of_an_unknown_ticket_is_404(backend: Backend) {
+    let (server, token) = setup(backend).await;
+    let (status, body) = server
+        .post(TICKETS, &token, &json!({"eventType": "TicketCanceled", "ticketId": "never-sent"}))
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND);
+    assert_eq!(list(&server, &token, "").await["meta"]["total"], 0);
+}
+
+async fn every_invalid_field_is_named_and_changes_nothing(backend: Backend) {
+    let (server, token) = setup(backend).await;
+    push(&server, &token, &seed_ticket("keep")).await;
+    let before = list(&server, &token, "").await;
+    let cases: Vec<(&str, Value)> = vec![
+        ("eventType", json!(null)),
+        ("eventType", json!("Delete")),
+        ("ticketId", json!(null)),
+        ("ticketId", json!(true)),
+        ("ticketId", json!("")),
+        ("parkingLotId", json!(null)),
+        ("parkingLotId", json!("12")),
+        ("parkingLotId", json!(999)),
+        ("startDate", json!(null)),
+        ("startDate", json!("2023-10-01")),
+        ("startDate", json!("01/10/2023 12:00")),
+        ("endDate", json!("2023-10-01T11:59:59Z")),
+        ("endDate", json!("soon")),
+        ("licenseNumber", json!(null)),
+        ("licenseNumber", json!("   ")),
+        ("licenseNumber", json!("ABCDEFGHIJKLMNOPQRSTUVWXYZ")),
+        ("ticketCost", json!([12000])),
+    ];
+    for (field, value) in cases {
+        // each bad value is sent as an update of the stored ticket: it must change nothing
+        let mut body = seed_ticket("keep");
+        body["licenseNumber"] = json!("CHANGED1");
+        body[field] = value.clone();
+        let (status, answer) = server.post(TICKETS, &token, &body).await;
+        assert_invalid(status, &answer, field);
+        assert_eq!(answer["error_id"], "validation_failed");
+    }
+    for (field, value) in [
+        ("amountInclVat", json!(-5)),
+        ("amountInclVat", json!("12000")),
+        ("vatRate", json!(250)),
+        ("currencyCode", json!("kr")),
+    ] {
+        let mut body = seed_ticket("keep");
+        body["ticketCost"][field] = value;
+        let (status, answer) = server.post(TICKETS, &token, &body).await;
+        assert_invalid(status, &answer, &format!("ticketCost.{field}"));
+    }
+    // several problems at once are all named
+    let (status, answer) = server
+        .post(TICKETS, &token, &json!({"eventType": "CreateOrUpdate", "parkingLotId": "x"}))
+        .await;
+    for field in ["ticketId", "parkingLotId", "startDate", "licenseNumber"] {
+        assert_invalid(status, &answer, field);
+    }
+    assert_eq!(list(&server, &token, "").await, before, "invalid input changed something");
+}
+
+async fn lots_the_provider_may_not_use_are_forbidden(backend: Backend) {
+    let (server, _) = setup(backend).await;
+    server.lot(14, 140, "Europe/Stockholm").await;
+    let (_, limited) = server.provider("only-14", Some(&[14])).await;
+    let (status, body) = server.post(TICKETS, &limited, &seed_ticket("x")).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN);
+    let mut at_14 = seed_ticket("x");
+    at_14["parkingLotId"] = json!(14);
+    push(&server, &limited, &at_14).await;
+    let page = list(&server, &limited, "").await;
+    assert_eq!(page["meta"]["total"], 1);
+    assert_eq!(page["data"][0]["parkingLotId"], 14);
+}
+
+async fn local_times_are_read_in_the_lots_zone_and_the_gap_is_rejected(backend: Backend) {
+    let (server, token) = setup(backend).await;
+    let mut local = seed_ticket("local");
+    local["startDate"] = json!("2025-02-10T12:00:00");
+    local["endDate"] = json!("2025-02-10T15:20:00+0100");
+    push(&server, &token, &local).await;
+    let t = &list(&server, &token, "").await["data"][0];
+    assert_eq!(t["startDate"], "2025-02-10T12:00:00+01:00");
+    assert_eq!(t["endDate"], "2025-02-10T15:20:00+01:00");
+
+    let mut gap = seed_ticket("gap");
+    gap["startDate"] = json!("2025-03-30T02:30:00");
+    gap["endDate"] = json!("2025-03-30T05:00:00");
+    let (status, body) = server.post(TICKETS, &token, &gap).await;
+    assert_invalid(status, &body, "startDate");
+    assert!(body["errors"]["startDate"][0].as_str().unwrap().contains("daylight"), "{body}");
+    assert_eq!(list(&server, &token, "").await["meta"]["total"], 1);
+}
+
+async fn rendering_follows_both_daylight_saving_changes(backend: Backend) {
+    let (server, token) = setup(backend).await;
+    server.lot(20, 200, "America/New_York").await;
+    // (start, end, lot, expected start, expected end)
+    let cases = [
+        ("2025-03-30T00:59:00Z", "2025-03-30T01:00:00Z", 12, "2025-03-30T01:59:00+01:00", "2025-03-30T03:00:00+02:00"),
+        ("2025-10-26T00:30:00Z", "2025-10-26T01:30:00Z", 12, "2025-10-26T02:30:00+02:00", "2025-10-26T02:30:00+01:00"),
+        ("2025-03-09T06:59:00Z", "2025-03-09T07:00:00Z", 20, "2025-03-09T01:59:00-05:00", "2025-03-09T03:00:00-04:00"),
+        ("2025-07-01T10:00:00+0200", "2025-12-01T10:00:00+01:00", 12, "2025-07-01T10:00:00+02:00", "2025-12-01T10:00:00+01:00"),
+    ];
+    for (i, (start, end, lot, _, _)) in cases.iter().enumerate() {
+        let mut body = seed_ticket(&format!("dst-{i}"));
+        body["startDate"] = json!(start);
+        body["endDate"] = json!(end);
+        body["parkingLotId"] = json!(lot);
+        push(&server, &token, &body).await;
+    }
+    let page = list(&server, &token, "").await;
+    for (i, (_, _, _, start, end)) in cases.iter().enumerate() {
+        let t = &page["data"][i];
+        assert_eq!(t["ticketId"], format!("dst-{i}"));
+        assert_eq!(t["startDate"], *start, "case {i}");
+        assert_eq!(t["endDate"], *end, "case {i}");
+    }
+}
+
+async fn paging_is_stable_while_tickets_arrive(backend: Backend) {
+    let (server, token) = setup(backend).await;
+    for i in 0..25 {
+        push(&server, &token, &seed_ticket(&format!("p-{i:03}"))).await;
+    }
+    // a writer keeps adding tickets while a reader pages with perPage=4
+    let writer = {
+        let client = reqwest::Client::new();
+        let url = server.url(TICKETS);
+        let token = token.clone();
+        tokio::spawn(async move {
+            for i in 0..40 {
+                let status = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&seed_ticket(&format!("q-{i:03}")))
+                    .send()
+                    .await
+                    .expect("post")
+                    .status();
+                assert_eq!(status, StatusCode::OK);
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    let mut page = 1;
+    loop {
+        let body = list(&server, &token, &format!("?page={page}&perPage=4")).await;
+        let data = body["data"].as_array().unwrap();
+        if data.is_empty() {
+            break;
+        }
+        assert_eq!(body["meta"]["perPage"], 4);
+        assert_eq!(body["meta"]["currentPage"], page);
+        seen.extend(data.iter().map(|t| t["ticketId"].as_str().unwrap().to_owned()));
+        page += 1;
+        if page > 100 {
+            panic!("paging did not end");
+        }
+    }
+    writer.await.expect("writer");
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "a ticket was repeated: {seen:?}");
+    for i in 0..25 {
+        assert_eq!(seen[i], format!("p-{i:03}"), "the first tickets come first, in order");
+    }
+    // everything that existed when paging started was seen; the rest appears on a fresh pass
+    let all = list(&server, &token, "?perPage=500").await;
+    assert_eq!(all["meta"]["total"], 65);
+    let ids: Vec<&str> = all["data"].as_array().unwrap().iter().map(|t| t["ticketId"].as_str().unwrap()).collect();
+    assert_eq!(&ids[..seen.len()], seen.iter().map(String::as_str).collect::<Vec<_>>().as_slice());
+}
+
+async fn list_filters_and_page_parameters(backend: Backend) {
+    let (server, token) = setup(backend).await;
+    server.lot(14, 140, "Europe/Stockholm").await;
+    let mut a = seed_ticket("f-1");
+    a["licenseNumber"] = json!("abc-123");
+    push(&server, &token, &a).await;
+    let mut b = seed_ticket("f-2");
+    b["licenseNumber"] = json!("ÅBC123");
+    push(&server, &token, &b).await;
+    let mut c = seed_ticket("f-3");
+    c["parkingLotId"] = json!(14);
+    push(&server, &token, &c).await;
+
+    let ids = |body: &Value| -> Vec<String> {
+        body["data"].as_array().unwrap().iter().map(|t| t["ticketId"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(ids(&list(&server, &token, "?licenseNumber=ABC%20123").await), ["f-1", "f-3"]);
+    assert_eq!(ids(&list(&server, &token, "?licenseNumber=%C3%A5bc123").await), ["f-2"]);
+    assert_eq!(ids(&list(&server, &token, "?parkingLotId=14").await), ["f-3"]);
+    assert_eq!(ids(&list(&server, &token, "?parkingLotId=12&licenseNumber=abc123").await), ["f-1"]);
+    let later = jiff::Timestamp::now().as_second() + 10;
+    assert_eq!(ids(&list(&server, &token, &format!("?updatedSince={later}")).await), Vec::<String>::new());
+    assert_eq!(ids(&list(&server, &token, "?updatedSince=0").await).len(), 3);
+
+    let second = list(&server, &token, "?perPage=2&page=2").await;
+    assert_eq!(ids(&second), ["f-3"]);
+    assert_eq!(second["meta"], json!({"currentPage": 2, "perPage": 2, "total": 3, "lastPage": 2}));
+    assert_eq!(ids(&list(&server, &token, "?page=9").await), Vec::<String>::new());
+
+    for (query, field) in [
+        ("?page=0", "page"),
+        ("?page=-1", "page"),
+        ("?page=abc", "page"),
+        ("?page=1.5", "page"),
+        ("?perPage=0", "perPage"),
+        ("?perPage=501", "perPage"),
+        ("?parkingLotId=x", "parkingLotId"),
+        ("?updatedSince=yesterday", "updatedSince"),
+    ] {
+        let (status, body) = server.get(&format!("{TICKETS}{query}"), &token).await;
+        assert_invalid(status, &body, field);
+    }
+}
+
+async fn concurrent_update_and_cancel_leave_one_consistent_ticket(backend: Backend) {
+    let (server, token) = setup(backend).await;
+    for round in 0..5 {
+        let id = format!("race-{round}");
+        push(&server, &token, &seed_ticket(&id)).await;
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let client = reqwest::Client::new();
+            let url = server.url(TICKETS);
+            let token = token.clone();
+            let body = if i == 10 {
+                json!({"eventType": "TicketCanceled", "ticketId": id})
+            } else {
+                let mut b = seed_ticket(&id);
+                b["licenseNumber"] = json!(format!("CAR{i:03}"));
+                b
+            };
+            tasks.push(tokio::spawn(async move {
+                client.post(url).bearer_auth(token).json(&body).send().await.expect("post").status()
+            }));
+        }
+        let mut statuses = Vec::new();
+        for task in tasks {
+            statuses.push(task.await.expect("task"));
+        }
+        assert!(
+            statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT),
+            "{statuses:?}"
+        );
+        let page = list(&server, &token, "?perPage=500").await;
+        let tickets: Vec<&Value> = page["data"].as_array().unwrap().iter().filter(|t| t["ticketId"] == id.as_str()).collect();
+        assert_eq!(tickets.len(), 1, "one ticket per id");
+        assert_eq!(tickets[0]["status"], "canceled", "the cancel always wins in the end");
+        assert!(tickets[0]["licenseNumber"].as_str().unwrap().starts_with("ABC") || tickets[0]["licenseNumber"].as_str().unwrap().starts_with("CAR"));
+        // the ones that came after the cancel were refused, never applied
+        let refused = statuses.iter().filter(|s| **s == StatusCode::CONFLICT).count();
+        assert!(refused <= 19);
+    }
+}
+
+async fn only_providers_may_use_the_ticket_api(backend: Backend) {
+    let (server, _) = setup(backend).await;
+    let enforcement = server.token_for(parkhub::principals::Role::Enforcement, "officer").await;
+    for token in [&server.operator, &enforcement] {
+        let (status, body) = server.post(TICKETS, token, &seed_ticket("x")).await;
+        assert_error(status, &body, StatusCode::FORBIDDEN);
+        let (status, body) = server.get(TICKETS, token).await;
+        assert_error(status, &body, StatusCode::FORBIDDEN);
+    }
+}
