@@ -53,12 +53,21 @@ async fn list(server: &TestServer, token: &str, query: &str) -> Value {
 
 async fn push(server: &TestServer, token: &str, body: &Value) {
     let (status, answer) = server.post(TICKETS, token, body).await;
-    assert_eq!((status, answer.clone()), (StatusCode::OK, json!([])), "{body}");
+    assert_eq!(
+        (status, answer.clone()),
+        (StatusCode::OK, json!([])),
+        "{body}"
+    );
 }
 
 async fn seed_example_is_stored_and_listed_in_local_time(backend: Backend) {
     let (server, token) = setup(backend).await;
-    push(&server, &token, &seed_ticket("01985f6f-eafd-7203-b14b-aad5c6c1e253")).await;
+    push(
+        &server,
+        &token,
+        &seed_ticket("01985f6f-eafd-7203-b14b-aad5c6c1e253"),
+    )
+    .await;
     let page = list(&server, &token, "").await;
     let data = page["data"].as_array().unwrap();
     assert_eq!(data.len(), 1);
@@ -77,7 +86,10 @@ async fn seed_example_is_stored_and_listed_in_local_time(backend: Backend) {
     assert_eq!(t["canceledAt"], Value::Null);
     let now = jiff::Timestamp::now().as_second();
     let created = t["createdAt"].as_i64().unwrap();
-    assert!((now - 60..=now + 1).contains(&created), "{created} vs {now}");
+    assert!(
+        (now - 60..=now + 1).contains(&created),
+        "{created} vs {now}"
+    );
     assert_eq!(t["updatedAt"], t["createdAt"]);
     assert_eq!(
         page["meta"],
@@ -102,17 +114,30 @@ async fn create_or_update_replaces_every_field_but_created_at(backend: Backend) 
     )
     .await;
     let page = list(&server, &token, "").await;
-    assert_eq!(page["meta"]["total"], 1, "an update must not create a ticket");
+    assert_eq!(
+        page["meta"]["total"], 1,
+        "an update must not create a ticket"
+    );
     let after = &page["data"][0];
     assert_eq!(after["parkingLotId"], 14);
     assert_eq!(after["zoneCode"], 140);
     assert_eq!(after["licenseNumber"], "xyz 987");
     assert_eq!(after["startDate"], "2025-02-10T12:00:00+01:00");
     assert_eq!(after["endDate"], Value::Null, "open-ended after the update");
-    assert_eq!(after["ticketCost"], Value::Null, "cost removed by the update");
-    assert_eq!(after["status"], "active", "clients cannot set server-owned fields");
+    assert_eq!(
+        after["ticketCost"],
+        Value::Null,
+        "cost removed by the update"
+    );
+    assert_eq!(
+        after["status"], "active",
+        "clients cannot set server-owned fields"
+    );
     assert_eq!(after["createdAt"], before["createdAt"]);
-    assert!(after["updatedAt"].as_i64() > before["updatedAt"].as_i64(), "{after}");
+    assert!(
+        after["updatedAt"].as_i64() > before["updatedAt"].as_i64(),
+        "{after}"
+    );
 }
 
 async fn ticket_ids_may_be_numbers_and_are_per_provider(backend: Backend) {
@@ -126,9 +151,17 @@ async fn ticket_ids_may_be_numbers_and_are_per_provider(backend: Backend) {
     push(&server, &b, &other).await;
     let mine = list(&server, &a, "").await;
     assert_eq!(mine["data"][0]["ticketId"], "4711");
-    assert_eq!(mine["data"][0]["licenseNumber"], "ABC123", "b's ticket must not touch a's");
+    assert_eq!(
+        mine["data"][0]["licenseNumber"], "ABC123",
+        "b's ticket must not touch a's"
+    );
     // cancel with the number, as a string: the same ticket
-    push(&server, &a, &json!({"eventType": "TicketCanceled", "ticketId": "4711"})).await;
+    push(
+        &server,
+        &a,
+        &json!({"eventType": "TicketCanceled", "ticketId": "4711"}),
+    )
+    .await;
     assert_eq!(list(&server, &a, "").await["data"][0]["status"], "canceled");
     assert_eq!(list(&server, &b, "").await["data"][0]["status"], "active");
 }
@@ -143,7 +176,11 @@ async fn providers_never_see_each_others_tickets(backend: Backend) {
     assert_eq!(theirs["meta"]["total"], 0);
     // b cannot cancel a's ticket: for b it does not exist
     let (status, body) = server
-        .post(TICKETS, &b, &json!({"eventType": "TicketCanceled", "ticketId": "a-1"}))
+        .post(
+            TICKETS,
+            &b,
+            &json!({"eventType": "TicketCanceled", "ticketId": "a-1"}),
+        )
         .await;
     assert_error(status, &body, StatusCode::NOT_FOUND);
     let filtered = list(&server, &b, "?licenseNumber=ABC123&parkingLotId=12").await;
@@ -170,14 +207,21 @@ async fn canceled_tickets_stay_canceled(backend: Backend) {
     let (status, body) = server.post(TICKETS, &token, &revive).await;
     assert_error(status, &body, StatusCode::CONFLICT);
     assert_eq!(body["error_id"], "ticket_canceled");
-    assert!(body["message"].as_str().unwrap().contains("canceled"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("canceled"),
+        "{body}"
+    );
     assert_eq!(list(&server, &token, "").await["data"][0], first);
 }
 
 async fn cancel_of_an_unknown_ticket_is_404(backend: Backend) {
     let (server, token) = setup(backend).await;
     let (status, body) = server
-        .post(TICKETS, &token, &json!({"eventType": "TicketCanceled", "ticketId": "never-sent"}))
+        .post(
+            TICKETS,
+            &token,
+            &json!({"eventType": "TicketCanceled", "ticketId": "never-sent"}),
+        )
         .await;
     assert_error(status, &body, StatusCode::NOT_FOUND);
     assert_eq!(list(&server, &token, "").await["meta"]["total"], 0);
@@ -228,12 +272,20 @@ async fn every_invalid_field_is_named_and_changes_nothing(backend: Backend) {
     }
     // several problems at once are all named
     let (status, answer) = server
-        .post(TICKETS, &token, &json!({"eventType": "CreateOrUpdate", "parkingLotId": "x"}))
+        .post(
+            TICKETS,
+            &token,
+            &json!({"eventType": "CreateOrUpdate", "parkingLotId": "x"}),
+        )
         .await;
     for field in ["ticketId", "parkingLotId", "startDate", "licenseNumber"] {
         assert_invalid(status, &answer, field);
     }
-    assert_eq!(list(&server, &token, "").await, before, "invalid input changed something");
+    assert_eq!(
+        list(&server, &token, "").await,
+        before,
+        "invalid input changed something"
+    );
 }
 
 async fn lots_the_provider_may_not_use_are_forbidden(backend: Backend) {
@@ -265,7 +317,13 @@ async fn local_times_are_read_in_the_lots_zone_and_the_gap_is_rejected(backend: 
     gap["endDate"] = json!("2025-03-30T05:00:00");
     let (status, body) = server.post(TICKETS, &token, &gap).await;
     assert_invalid(status, &body, "startDate");
-    assert!(body["errors"]["startDate"][0].as_str().unwrap().contains("daylight"), "{body}");
+    assert!(
+        body["errors"]["startDate"][0]
+            .as_str()
+            .unwrap()
+            .contains("daylight"),
+        "{body}"
+    );
     assert_eq!(list(&server, &token, "").await["meta"]["total"], 1);
 }
 
@@ -274,10 +332,34 @@ async fn rendering_follows_both_daylight_saving_changes(backend: Backend) {
     server.lot(20, 200, "America/New_York").await;
     // (start, end, lot, expected start, expected end)
     let cases = [
-        ("2025-03-30T00:59:00Z", "2025-03-30T01:00:00Z", 12, "2025-03-30T01:59:00+01:00", "2025-03-30T03:00:00+02:00"),
-        ("2025-10-26T00:30:00Z", "2025-10-26T01:30:00Z", 12, "2025-10-26T02:30:00+02:00", "2025-10-26T02:30:00+01:00"),
-        ("2025-03-09T06:59:00Z", "2025-03-09T07:00:00Z", 20, "2025-03-09T01:59:00-05:00", "2025-03-09T03:00:00-04:00"),
-        ("2025-07-01T10:00:00+0200", "2025-12-01T10:00:00+01:00", 12, "2025-07-01T10:00:00+02:00", "2025-12-01T10:00:00+01:00"),
+        (
+            "2025-03-30T00:59:00Z",
+            "2025-03-30T01:00:00Z",
+            12,
+            "2025-03-30T01:59:00+01:00",
+            "2025-03-30T03:00:00+02:00",
+        ),
+        (
+            "2025-10-26T00:30:00Z",
+            "2025-10-26T01:30:00Z",
+            12,
+            "2025-10-26T02:30:00+02:00",
+            "2025-10-26T02:30:00+01:00",
+        ),
+        (
+            "2025-03-09T06:59:00Z",
+            "2025-03-09T07:00:00Z",
+            20,
+            "2025-03-09T01:59:00-05:00",
+            "2025-03-09T03:00:00-04:00",
+        ),
+        (
+            "2025-07-01T10:00:00+0200",
+            "2025-12-01T10:00:00+01:00",
+            12,
+            "2025-07-01T10:00:00+02:00",
+            "2025-12-01T10:00:00+01:00",
+        ),
     ];
     for (i, (start, end, lot, _, _)) in cases.iter().enumerate() {
         let mut body = seed_ticket(&format!("dst-{i}"));
@@ -329,7 +411,10 @@ async fn paging_is_stable_while_tickets_arrive(backend: Backend) {
         }
         assert_eq!(body["meta"]["perPage"], 4);
         assert_eq!(body["meta"]["currentPage"], page);
-        seen.extend(data.iter().map(|t| t["ticketId"].as_str().unwrap().to_owned()));
+        seen.extend(
+            data.iter()
+                .map(|t| t["ticketId"].as_str().unwrap().to_owned()),
+        );
         page += 1;
         if page > 100 {
             panic!("paging did not end");
@@ -341,13 +426,28 @@ async fn paging_is_stable_while_tickets_arrive(backend: Backend) {
     unique.dedup();
     assert_eq!(unique.len(), seen.len(), "a ticket was repeated: {seen:?}");
     for i in 0..25 {
-        assert_eq!(seen[i], format!("p-{i:03}"), "the first tickets come first, in order");
+        assert_eq!(
+            seen[i],
+            format!("p-{i:03}"),
+            "the first tickets come first, in order"
+        );
     }
     // everything that existed when paging started was seen; the rest appears on a fresh pass
     let all = list(&server, &token, "?perPage=500").await;
     assert_eq!(all["meta"]["total"], 65);
-    let ids: Vec<&str> = all["data"].as_array().unwrap().iter().map(|t| t["ticketId"].as_str().unwrap()).collect();
-    assert_eq!(&ids[..seen.len()], seen.iter().map(String::as_str).collect::<Vec<_>>().as_slice());
+    let ids: Vec<&str> = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["ticketId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &ids[..seen.len()],
+        seen.iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+    );
 }
 
 async fn list_filters_and_page_parameters(backend: Backend) {
@@ -364,20 +464,49 @@ async fn list_filters_and_page_parameters(backend: Backend) {
     push(&server, &token, &c).await;
 
     let ids = |body: &Value| -> Vec<String> {
-        body["data"].as_array().unwrap().iter().map(|t| t["ticketId"].as_str().unwrap().to_owned()).collect()
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["ticketId"].as_str().unwrap().to_owned())
+            .collect()
     };
-    assert_eq!(ids(&list(&server, &token, "?licenseNumber=ABC%20123").await), ["f-1", "f-3"]);
-    assert_eq!(ids(&list(&server, &token, "?licenseNumber=%C3%A5bc123").await), ["f-2"]);
-    assert_eq!(ids(&list(&server, &token, "?parkingLotId=14").await), ["f-3"]);
-    assert_eq!(ids(&list(&server, &token, "?parkingLotId=12&licenseNumber=abc123").await), ["f-1"]);
+    assert_eq!(
+        ids(&list(&server, &token, "?licenseNumber=ABC%20123").await),
+        ["f-1", "f-3"]
+    );
+    assert_eq!(
+        ids(&list(&server, &token, "?licenseNumber=%C3%A5bc123").await),
+        ["f-2"]
+    );
+    assert_eq!(
+        ids(&list(&server, &token, "?parkingLotId=14").await),
+        ["f-3"]
+    );
+    assert_eq!(
+        ids(&list(&server, &token, "?parkingLotId=12&licenseNumber=abc123").await),
+        ["f-1"]
+    );
     let later = jiff::Timestamp::now().as_second() + 10;
-    assert_eq!(ids(&list(&server, &token, &format!("?updatedSince={later}")).await), Vec::<String>::new());
-    assert_eq!(ids(&list(&server, &token, "?updatedSince=0").await).len(), 3);
+    assert_eq!(
+        ids(&list(&server, &token, &format!("?updatedSince={later}")).await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(&list(&server, &token, "?updatedSince=0").await).len(),
+        3
+    );
 
     let second = list(&server, &token, "?perPage=2&page=2").await;
     assert_eq!(ids(&second), ["f-3"]);
-    assert_eq!(second["meta"], json!({"currentPage": 2, "perPage": 2, "total": 3, "lastPage": 2}));
-    assert_eq!(ids(&list(&server, &token, "?page=9").await), Vec::<String>::new());
+    assert_eq!(
+        second["meta"],
+        json!({"currentPage": 2, "perPage": 2, "total": 3, "lastPage": 2})
+    );
+    assert_eq!(
+        ids(&list(&server, &token, "?page=9").await),
+        Vec::<String>::new()
+    );
 
     for (query, field) in [
         ("?page=0", "page"),
@@ -412,7 +541,14 @@ async fn concurrent_update_and_cancel_leave_one_consistent_ticket(backend: Backe
                 b
             };
             tasks.push(tokio::spawn(async move {
-                client.post(url).bearer_auth(token).json(&body).send().await.expect("post").status()
+                client
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("post")
+                    .status()
             }));
         }
         let mut statuses = Vec::new();
@@ -420,23 +556,47 @@ async fn concurrent_update_and_cancel_leave_one_consistent_ticket(backend: Backe
             statuses.push(task.await.expect("task"));
         }
         assert!(
-            statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT),
+            statuses
+                .iter()
+                .all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT),
             "{statuses:?}"
         );
         let page = list(&server, &token, "?perPage=500").await;
-        let tickets: Vec<&Value> = page["data"].as_array().unwrap().iter().filter(|t| t["ticketId"] == id.as_str()).collect();
+        let tickets: Vec<&Value> = page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["ticketId"] == id.as_str())
+            .collect();
         assert_eq!(tickets.len(), 1, "one ticket per id");
-        assert_eq!(tickets[0]["status"], "canceled", "the cancel always wins in the end");
-        assert!(tickets[0]["licenseNumber"].as_str().unwrap().starts_with("ABC") || tickets[0]["licenseNumber"].as_str().unwrap().starts_with("CAR"));
+        assert_eq!(
+            tickets[0]["status"], "canceled",
+            "the cancel always wins in the end"
+        );
+        assert!(
+            tickets[0]["licenseNumber"]
+                .as_str()
+                .unwrap()
+                .starts_with("ABC")
+                || tickets[0]["licenseNumber"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("CAR")
+        );
         // the ones that came after the cancel were refused, never applied
-        let refused = statuses.iter().filter(|s| **s == StatusCode::CONFLICT).count();
+        let refused = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CONFLICT)
+            .count();
         assert!(refused <= 19);
     }
 }
 
 async fn only_providers_may_use_the_ticket_api(backend: Backend) {
     let (server, _) = setup(backend).await;
-    let enforcement = server.token_for(parkhub::principals::Role::Enforcement, "officer").await;
+    let enforcement = server
+        .token_for(parkhub::principals::Role::Enforcement, "officer")
+        .await;
     for token in [&server.operator, &enforcement] {
         let (status, body) = server.post(TICKETS, token, &seed_ticket("x")).await;
         assert_error(status, &body, StatusCode::FORBIDDEN);

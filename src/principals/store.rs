@@ -232,11 +232,13 @@ pub async fn revoke_token(
         .bind(principal_id)
         .fetch_optional(&mut *tx)
         .await?;
-        sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-            .bind(token_id)
-            .bind(revoked)
-            .execute(&mut *tx)
-            .await?;
+        if found.is_some() {
+            sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(token_id)
+                .bind(revoked)
+                .execute(&mut *tx)
+                .await?;
+        }
         found
     });
     Ok(found.is_some())

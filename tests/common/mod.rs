@@ -137,9 +137,14 @@ impl TestServer {
         let base = format!("http://{}", listener.local_addr().expect("local address"));
         let (tx, rx) = oneshot::channel::<()>();
         let config = parkhub::ServeConfig::new(database_url.clone());
-        let task = tokio::spawn(parkhub::serve_with_store(store.clone(), config, listener, async {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(parkhub::serve_with_store(
+            store.clone(),
+            config,
+            listener,
+            async {
+                let _ = rx.await;
+            },
+        ));
         // The listener is bound before serve starts, so requests queue until it accepts.
         Self {
             backend,
@@ -204,7 +209,8 @@ impl TestServer {
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: &Value) -> (StatusCode, Value) {
-        self.call(Method::PATCH, path, Some(token), Some(body)).await
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> (StatusCode, Value) {
@@ -255,15 +261,23 @@ impl TestServer {
 pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode) {
     assert_eq!(status, expected, "body: {body}");
     assert_eq!(body["status"], "error", "{body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
-    assert!(body["error_id"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["error_id"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 }
 
 /// Asserts a 422 that names `field`.
 pub fn assert_invalid(status: StatusCode, body: &Value, field: &str) {
     assert_error(status, body, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        body["errors"][field].as_array().is_some_and(|m| !m.is_empty()),
+        body["errors"][field]
+            .as_array()
+            .is_some_and(|m| !m.is_empty()),
         "422 does not name {field}: {body}"
     );
 }
