@@ -10,6 +10,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 use crate::http::AppError;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -39,11 +41,16 @@ async fn healthz() -> axum::Json<StatusBody> {
         (status = 503, description = "the database is unreachable", body = crate::http::error::ErrorBody),
     ))]
 async fn readyz(State(state): State<AppState>) -> Result<axum::Json<StatusBody>, AppError> {
-    state
-        .store
-        .ping()
-        .await
-        .map_err(|e| AppError::Unavailable(e.into()))?;
+    // A readiness probe must answer quickly even when the database hangs.
+    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => return Err(AppError::Unavailable(err.into())),
+        Err(_) => {
+            return Err(AppError::Unavailable(anyhow::anyhow!(
+                "no answer from the database within {READY_TIMEOUT:?}"
+            )));
+        }
+    }
     Ok(axum::Json(StatusBody { status: "ready" }))
 }
 

@@ -161,6 +161,10 @@ fn integer(
 ) -> Option<i64> {
     match value.as_i64() {
         Some(n) if range.contains(&n) => Some(n),
+        Some(_) if *range.end() == i64::MAX => {
+            errors.add(field, format!("must be {} or more", range.start()));
+            None
+        }
         Some(_) => {
             errors.add(
                 field,
