@@ -61,6 +61,8 @@ pub struct AppState {
     tags(
         (name = "tickets", description = "Short-time tickets pushed by mobile-payment providers"),
         (name = "admin", description = "Operator set-up: lots, providers, tokens"),
+        (name = "permits", description = "Tenants giving permits to their people (the permit seed)"),
+        (name = "permits-admin", description = "Operator set-up of tenants, permit definitions, allocations, end users"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -74,6 +76,7 @@ pub fn router(state: AppState) -> (Router, OpenApi) {
         .merge(crate::lots::admin::routes())
         .merge(crate::principals::admin::routes())
         .merge(crate::tickets::routes())
+        .merge(crate::permits::routes())
         .split_for_parts();
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod http;
 pub mod lots;
 pub mod ops;
+pub mod permits;
 pub mod principals;
 pub mod setup;
 pub mod store;

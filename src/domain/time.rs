@@ -133,6 +133,25 @@ pub fn local_to_instant(dt: DateTime, zone: &TimeZoneName) -> Result<Timestamp, 
     }
 }
 
+/// A wall-clock time in `zone` as the instant a clock-bound boundary (the end of a window, the
+/// end of a day) happens: in the spring gap, the moment the clocks jump; in the autumn fold,
+/// the first of the two instants.
+pub fn boundary_instant(dt: DateTime, zone: &TimeZoneName) -> Option<Timestamp> {
+    match zone.tz().to_ambiguous_timestamp(dt).offset() {
+        AmbiguousOffset::Unambiguous { offset } | AmbiguousOffset::Fold { before: offset, .. } => {
+            offset.to_timestamp(dt).ok()
+        }
+        AmbiguousOffset::Gap { before, .. } => {
+            // read with the offset before the jump, the time lies just after the transition
+            let after_jump = before.to_timestamp(dt).ok()?;
+            zone.tz()
+                .preceding(after_jump)
+                .next()
+                .map(|transition| transition.timestamp())
+        }
+    }
+}
+
 fn split_offset(text: &str) -> Result<(&str, Option<Offset>), String> {
     if let Some(civil) = text.strip_suffix(['Z', 'z']) {
         return Ok((civil, Some(Offset::UTC)));

@@ -24,6 +24,13 @@ impl FieldErrors {
             .push(message.into());
     }
 
+    /// Adds every message of `other`.
+    pub fn extend(&mut self, other: FieldErrors) {
+        for (field, messages) in other.0 {
+            self.0.entry(field).or_default().extend(messages);
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

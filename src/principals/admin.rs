@@ -66,7 +66,8 @@ pub struct TokenIssued {
     pub token: String,
 }
 
-fn check_name(name: Option<String>, errors: &mut FieldErrors) -> String {
+/// A principal's or an object's name: required, trimmed, not blank, at most 100 characters.
+pub fn check_name(name: Option<String>, errors: &mut FieldErrors) -> String {
     match name.as_deref().map(str::trim) {
         None => errors.add("name", "is required"),
         Some("") => errors.add("name", "must not be blank"),
