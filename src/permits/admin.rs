@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::rules::Days;
 use super::schedule::{Schedule, WindowSpec};
 use super::store::{self, Allocation, AllocationChange, Definition, NewAllocation};
-use super::rules::Days;
 use crate::app::AppState;
 use crate::domain::TimeZoneName;
 use crate::http::error::ErrorBody;
@@ -76,7 +76,11 @@ async fn create_tenant(
     let (tenant, _, token) = principals::create(&state.store, Role::Tenant, &name, None).await?;
     Ok((
         StatusCode::CREATED,
-        Json(TenantCreated { id: tenant.id, name: tenant.name, token: token.secret }),
+        Json(TenantCreated {
+            id: tenant.id,
+            name: tenant.name,
+            token: token.secret,
+        }),
     ))
 }
 
@@ -84,10 +88,21 @@ async fn create_tenant(
 #[utoipa::path(get, path = "/api/v1/admin/tenants", tag = "permits-admin",
     responses((status = 200, description = "the tenants", body = Vec<TenantView>)),
     security(("bearer" = [])))]
-async fn list_tenants(State(state): State<AppState>, who: Principal) -> Result<Json<Vec<TenantView>>, AppError> {
+async fn list_tenants(
+    State(state): State<AppState>,
+    who: Principal,
+) -> Result<Json<Vec<TenantView>>, AppError> {
     who.require(&[Role::Operator])?;
     let tenants = principals::list(&state.store, Role::Tenant).await?;
-    Ok(Json(tenants.into_iter().map(|t| TenantView { id: t.id, name: t.name }).collect()))
+    Ok(Json(
+        tenants
+            .into_iter()
+            .map(|t| TenantView {
+                id: t.id,
+                name: t.name,
+            })
+            .collect(),
+    ))
 }
 
 /// Get one tenant.
@@ -104,7 +119,10 @@ async fn get_tenant(
     Path(id): Path<String>,
 ) -> Result<Json<TenantView>, AppError> {
     let tenant = principal_admin::find_principal(&state, &who, Role::Tenant, &id).await?;
-    Ok(Json(TenantView { id: tenant.id, name: tenant.name }))
+    Ok(Json(TenantView {
+        id: tenant.id,
+        name: tenant.name,
+    }))
 }
 
 /// Issue another token for a tenant; shown once.
@@ -223,20 +241,28 @@ async fn create_definition(
     let schedule = Schedule::parse(input.schedule.as_deref().unwrap_or_default())
         .map_err(|e| errors.extend(e))
         .ok();
-    let explicit_zone = input
-        .time_zone
-        .as_deref()
-        .map(|tz| TimeZoneName::parse(tz).map_err(|m| errors.add("timeZone", m)).ok());
+    let explicit_zone = input.time_zone.as_deref().map(|tz| {
+        TimeZoneName::parse(tz)
+            .map_err(|m| errors.add("timeZone", m))
+            .ok()
+    });
     errors.into_result()?;
     let Some(schedule) = schedule else {
-        return Err(AppError::internal(anyhow::anyhow!("validated schedule missing")));
+        return Err(AppError::internal(anyhow::anyhow!(
+            "validated schedule missing"
+        )));
     };
     let zone = match explicit_zone.flatten() {
         Some(zone) => zone,
         None => crate::lots::store::get(&state.store, lots[0])
             .await?
             .map(|lot| lot.time_zone)
-            .ok_or_else(|| FieldErrors::single("parkingLotIds", format!("has unknown parking lot ids: {}", lots[0])))?,
+            .ok_or_else(|| {
+                FieldErrors::single(
+                    "parkingLotIds",
+                    format!("has unknown parking lot ids: {}", lots[0]),
+                )
+            })?,
     };
     let id = store::insert_definition(&state.store, &name, &zone, &schedule, &lots).await?;
     let definition = store::get_definition(&state.store, id)
@@ -249,10 +275,15 @@ async fn create_definition(
 #[utoipa::path(get, path = "/api/v1/admin/permit-definitions", tag = "permits-admin",
     responses((status = 200, description = "the definitions", body = Vec<DefinitionView>)),
     security(("bearer" = [])))]
-async fn list_definitions(State(state): State<AppState>, who: Principal) -> Result<Json<Vec<DefinitionView>>, AppError> {
+async fn list_definitions(
+    State(state): State<AppState>,
+    who: Principal,
+) -> Result<Json<Vec<DefinitionView>>, AppError> {
     who.require(&[Role::Operator])?;
     let definitions = store::list_definitions(&state.store).await?;
-    Ok(Json(definitions.into_iter().map(DefinitionView::from).collect()))
+    Ok(Json(
+        definitions.into_iter().map(DefinitionView::from).collect(),
+    ))
 }
 
 /// Get one permit definition.
@@ -271,7 +302,9 @@ async fn get_definition(
     who.require(&[Role::Operator])?;
     let not_found = || AppError::NotFound(format!("no permit definition with id '{id}'"));
     let numeric = path_id(&id, "permit definition").map_err(|_| not_found())?;
-    let definition = store::get_definition(&state.store, numeric).await?.ok_or_else(not_found)?;
+    let definition = store::get_definition(&state.store, numeric)
+        .await?
+        .ok_or_else(not_found)?;
     Ok(Json(definition.into()))
 }
 
@@ -338,7 +371,12 @@ fn count(value: Option<i64>, field: &str, required: bool, errors: &mut FieldErro
     }
 }
 
-fn day(value: Option<&str>, field: &str, required: bool, errors: &mut FieldErrors) -> Option<jiff::civil::Date> {
+fn day(
+    value: Option<&str>,
+    field: &str,
+    required: bool,
+    errors: &mut FieldErrors,
+) -> Option<jiff::civil::Date> {
     match value {
         None if required => {
             errors.add(field, "is required");
@@ -378,7 +416,12 @@ async fn create_allocation(
         errors.add("permitDefinitionId", "is required");
         None
     });
-    let spaces = count(input.parking_spaces_count, "parkingSpacesCount", true, &mut errors);
+    let spaces = count(
+        input.parking_spaces_count,
+        "parkingSpacesCount",
+        true,
+        &mut errors,
+    );
     let permits = count(input.permit_count, "permitCount", true, &mut errors);
     let from = day(input.valid_from.as_deref(), "validFrom", true, &mut errors);
     let to = day(input.valid_to.as_deref(), "validTo", true, &mut errors);
@@ -391,7 +434,9 @@ async fn create_allocation(
     let (Some(tenant_id), Some(definition_id), Some(spaces), Some(permits), Some(from), Some(to)) =
         (tenant_id, definition_id, spaces, permits, from, to)
     else {
-        return Err(AppError::internal(anyhow::anyhow!("validated fields missing")));
+        return Err(AppError::internal(anyhow::anyhow!(
+            "validated fields missing"
+        )));
     };
     let new = NewAllocation {
         tenant_id,
@@ -425,7 +470,9 @@ async fn list_allocations(
     let tenant = query.int("tenantId", 1..=i64::MAX, &mut errors);
     errors.into_result()?;
     let allocations = store::list_allocations(&state.store, tenant).await?;
-    Ok(Json(allocations.into_iter().map(AllocationView::from).collect()))
+    Ok(Json(
+        allocations.into_iter().map(AllocationView::from).collect(),
+    ))
 }
 
 /// Get one permit allocation.
@@ -477,7 +524,12 @@ async fn update_allocation(
     who.require(&[Role::Operator])?;
     let mut errors = FieldErrors::new();
     let change = AllocationChange {
-        parking_spaces_count: count(input.parking_spaces_count, "parkingSpacesCount", false, &mut errors),
+        parking_spaces_count: count(
+            input.parking_spaces_count,
+            "parkingSpacesCount",
+            false,
+            &mut errors,
+        ),
         permit_count: count(input.permit_count, "permitCount", false, &mut errors),
         valid_from: day(input.valid_from.as_deref(), "validFrom", false, &mut errors),
         valid_to: day(input.valid_to.as_deref(), "validTo", false, &mut errors),

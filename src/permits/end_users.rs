@@ -49,7 +49,10 @@ fn email(raw: &str) -> Result<Email, AppError> {
 }
 
 async fn view(state: &AppState, user: EndUser) -> Result<EndUserView, AppError> {
-    let filter = PermitFilter { email: Some(&user.email), ..Default::default() };
+    let filter = PermitFilter {
+        email: Some(&user.email),
+        ..Default::default()
+    };
     let permits = store::list_permits(&state.store, &filter).await?;
     Ok(EndUserView {
         created_at: user.created_at.to_string(),
@@ -91,7 +94,11 @@ async fn put_end_user(
     who.require(&[Role::Operator])?;
     let email = email(&raw)?;
     let created = store::ensure_end_user(&state.store, &email).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(load(&state, &email).await?)))
 }
 
@@ -139,7 +146,11 @@ async fn put_vehicle(
     let added = store::add_vehicle(&state.store, &email, &plate)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no end user {email}")))?;
-    let status = if added { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(load(&state, &email).await?)))
 }
 
@@ -160,7 +171,8 @@ async fn delete_vehicle(
     Path((raw_email, raw_plate)): Path<(String, String)>,
 ) -> Result<StatusCode, AppError> {
     who.require(&[Role::Operator])?;
-    let not_found = || AppError::NotFound(format!("end user {raw_email} has no vehicle {raw_plate}"));
+    let not_found =
+        || AppError::NotFound(format!("end user {raw_email} has no vehicle {raw_plate}"));
     let email = Email::parse(&raw_email).map_err(|_| not_found())?;
     if store::remove_vehicle(&state.store, &email, &normal_form(&raw_plate)).await? {
         Ok(StatusCode::NO_CONTENT)

@@ -132,7 +132,10 @@ fn check_inside(days: Days, allocation: Days) -> Result<(), FieldErrors> {
     if days.from < allocation.from {
         errors.add(
             "valid_from",
-            format!("must not be before the allocation starts ({})", allocation.from),
+            format!(
+                "must not be before the allocation starts ({})",
+                allocation.from
+            ),
         );
     }
     if days.to > allocation.to {
@@ -144,7 +147,11 @@ fn check_inside(days: Days, allocation: Days) -> Result<(), FieldErrors> {
     if days.to < days.from {
         errors.add("valid_to", "must not be before valid_from");
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 /// What a permit needs to decide whether it lets a vehicle park somewhere at some instant.
@@ -167,9 +174,9 @@ impl PermitCover<'_> {
         if !self.days.contains(local.date()) {
             return None;
         }
-        let mut hit = self
-            .schedule
-            .in_force(self.zone, local.date(), local.time(), self.days.to)?;
+        let mut hit =
+            self.schedule
+                .in_force(self.zone, local.date(), local.time(), self.days.to)?;
         if hit.until.is_none() {
             hit.until = Some(self.days.instants(self.zone).1);
         }
@@ -191,24 +198,42 @@ mod tests {
         s.parse().unwrap()
     }
 
-    const ALLOC: Days = Days { from: date(2018, 6, 19), to: date(2028, 1, 13) };
+    const ALLOC: Days = Days {
+        from: date(2018, 6, 19),
+        to: date(2028, 1, 13),
+    };
 
     #[test]
     fn dates_render_like_the_seed_with_the_offset_of_their_day() {
-        let days = Days { from: date(2018, 6, 19), to: date(2028, 1, 13) };
+        let days = Days {
+            from: date(2018, 6, 19),
+            to: date(2028, 1, 13),
+        };
         assert_eq!(days.render_from(&sthlm()), "2018-06-19T00:00:00+0200");
         assert_eq!(days.render_to(&sthlm()), "2028-01-13T23:59:59+0100");
-        let winter = Days { from: date(2025, 12, 18), to: date(2025, 12, 18) };
+        let winter = Days {
+            from: date(2025, 12, 18),
+            to: date(2025, 12, 18),
+        };
         assert_eq!(winter.render_from(&sthlm()), "2025-12-18T00:00:00+0100");
     }
 
     #[test]
     fn days_span_whole_local_days_across_daylight_saving_changes() {
-        let spring = Days { from: date(2025, 3, 30), to: date(2025, 3, 30) };
+        let spring = Days {
+            from: date(2025, 3, 30),
+            to: date(2025, 3, 30),
+        };
         let (start, end) = spring.instants(&sthlm());
-        assert_eq!((start.to_string().as_str(), end.to_string().as_str()), ("2025-03-29T23:00:00Z", "2025-03-30T22:00:00Z"));
+        assert_eq!(
+            (start.to_string().as_str(), end.to_string().as_str()),
+            ("2025-03-29T23:00:00Z", "2025-03-30T22:00:00Z")
+        );
         assert_eq!((end.as_second() - start.as_second()) / 3600, 23);
-        let autumn = Days { from: date(2025, 10, 26), to: date(2025, 10, 26) };
+        let autumn = Days {
+            from: date(2025, 10, 26),
+            to: date(2025, 10, 26),
+        };
         let (start, end) = autumn.instants(&sthlm());
         assert_eq!((end.as_second() - start.as_second()) / 3600, 25);
     }
@@ -216,9 +241,18 @@ mod tests {
     #[test]
     fn dates_parse_as_days_or_date_times_in_the_zone() {
         assert_eq!(parse_date("2025-06-01", &sthlm()), Ok(date(2025, 6, 1)));
-        assert_eq!(parse_date("2025-05-31T23:30:00Z", &sthlm()), Ok(date(2025, 6, 1)));
-        assert_eq!(parse_date("2025-06-01T00:30:00+0200", &sthlm()), Ok(date(2025, 6, 1)));
-        assert_eq!(parse_date("2025-06-01T10:00:00", &sthlm()), Ok(date(2025, 6, 1)));
+        assert_eq!(
+            parse_date("2025-05-31T23:30:00Z", &sthlm()),
+            Ok(date(2025, 6, 1))
+        );
+        assert_eq!(
+            parse_date("2025-06-01T00:30:00+0200", &sthlm()),
+            Ok(date(2025, 6, 1))
+        );
+        assert_eq!(
+            parse_date("2025-06-01T10:00:00", &sthlm()),
+            Ok(date(2025, 6, 1))
+        );
         for bad in ["2025-13-01", "01/06/2025", "", "2025-06-01T25:00:00Z"] {
             assert!(parse_date(bad, &sthlm()).is_err(), "{bad}");
         }
@@ -229,46 +263,111 @@ mod tests {
         let today = date(2025, 6, 1);
         assert_eq!(
             new_permit_days(None, None, ALLOC, today).unwrap(),
-            Days { from: today, to: ALLOC.to }
+            Days {
+                from: today,
+                to: ALLOC.to
+            }
         );
-        let later = Days { from: date(2026, 1, 1), to: date(2026, 12, 31) };
-        assert_eq!(new_permit_days(None, None, later, today).unwrap().from, later.from);
-        let errors = new_permit_days(Some(date(2018, 1, 1)), Some(date(2030, 1, 1)), ALLOC, today).unwrap_err();
+        let later = Days {
+            from: date(2026, 1, 1),
+            to: date(2026, 12, 31),
+        };
+        assert_eq!(
+            new_permit_days(None, None, later, today).unwrap().from,
+            later.from
+        );
+        let errors = new_permit_days(Some(date(2018, 1, 1)), Some(date(2030, 1, 1)), ALLOC, today)
+            .unwrap_err();
         assert!(errors.contains("valid_from") && errors.contains("valid_to"));
-        let errors = new_permit_days(Some(date(2025, 6, 10)), Some(date(2025, 6, 9)), ALLOC, today).unwrap_err();
+        let errors = new_permit_days(
+            Some(date(2025, 6, 10)),
+            Some(date(2025, 6, 9)),
+            ALLOC,
+            today,
+        )
+        .unwrap_err();
         assert!(errors.contains("valid_to"));
     }
 
     #[test]
     fn updates_keep_or_move_forward_the_first_day() {
         let today = date(2025, 6, 1);
-        let current = Days { from: date(2025, 5, 1), to: date(2025, 12, 31) };
-        let same = updated_permit_days(current, Some(current.from), Some(date(2026, 1, 31)), ALLOC, today).unwrap();
-        assert_eq!(same, Days { from: current.from, to: date(2026, 1, 31) });
-        assert!(updated_permit_days(current, Some(date(2025, 5, 2)), None, ALLOC, today).unwrap_err().contains("valid_from"));
-        assert_eq!(updated_permit_days(current, Some(today), None, ALLOC, today).unwrap().from, today);
-        assert_eq!(updated_permit_days(current, None, None, ALLOC, today).unwrap(), current);
-        assert!(updated_permit_days(current, None, Some(date(2029, 1, 1)), ALLOC, today).unwrap_err().contains("valid_to"));
+        let current = Days {
+            from: date(2025, 5, 1),
+            to: date(2025, 12, 31),
+        };
+        let same = updated_permit_days(
+            current,
+            Some(current.from),
+            Some(date(2026, 1, 31)),
+            ALLOC,
+            today,
+        )
+        .unwrap();
+        assert_eq!(
+            same,
+            Days {
+                from: current.from,
+                to: date(2026, 1, 31)
+            }
+        );
+        assert!(
+            updated_permit_days(current, Some(date(2025, 5, 2)), None, ALLOC, today)
+                .unwrap_err()
+                .contains("valid_from")
+        );
+        assert_eq!(
+            updated_permit_days(current, Some(today), None, ALLOC, today)
+                .unwrap()
+                .from,
+            today
+        );
+        assert_eq!(
+            updated_permit_days(current, None, None, ALLOC, today).unwrap(),
+            current
+        );
+        assert!(
+            updated_permit_days(current, None, Some(date(2029, 1, 1)), ALLOC, today)
+                .unwrap_err()
+                .contains("valid_to")
+        );
     }
 
     #[test]
     fn quota_counts_permits_until_their_last_day_is_over() {
-        let days = Days { from: date(2025, 1, 1), to: date(2025, 6, 1) };
+        let days = Days {
+            from: date(2025, 1, 1),
+            to: date(2025, 6, 1),
+        };
         assert!(days.counts_on(date(2025, 6, 1)));
         assert!(!days.counts_on(date(2025, 6, 2)));
-        assert!(days.overlaps(&Days { from: date(2025, 6, 1), to: date(2025, 7, 1) }));
-        assert!(!days.overlaps(&Days { from: date(2025, 6, 2), to: date(2025, 7, 1) }));
+        assert!(days.overlaps(&Days {
+            from: date(2025, 6, 1),
+            to: date(2025, 7, 1)
+        }));
+        assert!(!days.overlaps(&Days {
+            from: date(2025, 6, 2),
+            to: date(2025, 7, 1)
+        }));
     }
 
     fn schedule(days: &[&str], from: &str, to: &str) -> Schedule {
-        Schedule::parse(&[WindowSpec { days: days.iter().map(|d| d.to_string()).collect(), from: from.into(), to: to.into() }]).unwrap()
+        Schedule::parse(&[WindowSpec {
+            days: days.iter().map(|d| d.to_string()).collect(),
+            from: from.into(),
+            to: to.into(),
+        }])
+        .unwrap()
     }
 
     #[test]
     fn a_permit_covers_its_lots_on_its_days_in_its_windows() {
         let morning = schedule(&["mon", "tue", "wed", "thu", "fri"], "05:00", "09:00");
         let cover = PermitCover {
-            days: Days { from: date(2025, 1, 6), to: date(2025, 1, 10) },
+            days: Days {
+                from: date(2025, 1, 6),
+                to: date(2025, 1, 10),
+            },
             zone: &sthlm(),
             lots: &[12, 14],
             schedule: &morning,
@@ -276,10 +375,22 @@ mod tests {
         // Monday 06:00 local = 05:00Z
         let hit = cover.covers(12, ts("2025-01-06T05:00:00Z")).unwrap();
         assert_eq!(hit.until.unwrap(), ts("2025-01-06T08:00:00Z"));
-        assert!(cover.covers(13, ts("2025-01-06T05:00:00Z")).is_none(), "other lot");
-        assert!(cover.covers(12, ts("2025-01-06T09:00:00Z")).is_none(), "10:00 local");
-        assert!(cover.covers(12, ts("2025-01-13T05:00:00Z")).is_none(), "after the last day");
-        assert!(cover.covers(12, ts("2025-01-03T05:00:00Z")).is_none(), "before the first day");
+        assert!(
+            cover.covers(13, ts("2025-01-06T05:00:00Z")).is_none(),
+            "other lot"
+        );
+        assert!(
+            cover.covers(12, ts("2025-01-06T09:00:00Z")).is_none(),
+            "10:00 local"
+        );
+        assert!(
+            cover.covers(12, ts("2025-01-13T05:00:00Z")).is_none(),
+            "after the last day"
+        );
+        assert!(
+            cover.covers(12, ts("2025-01-03T05:00:00Z")).is_none(),
+            "before the first day"
+        );
     }
 
     #[test]
@@ -287,7 +398,10 @@ mod tests {
         let all = Schedule::default();
         let zone = sthlm();
         let cover = PermitCover {
-            days: Days { from: date(2025, 10, 20), to: date(2025, 10, 26) },
+            days: Days {
+                from: date(2025, 10, 20),
+                to: date(2025, 10, 26),
+            },
             zone: &zone,
             lots: &[12],
             schedule: &all,
@@ -307,7 +421,10 @@ mod tests {
         let nights = schedule(&["sat"], "22:00", "06:00");
         let zone = sthlm();
         let cover = PermitCover {
-            days: Days { from: date(2025, 3, 1), to: date(2025, 3, 31) },
+            days: Days {
+                from: date(2025, 3, 1),
+                to: date(2025, 3, 31),
+            },
             zone: &zone,
             lots: &[12],
             schedule: &nights,

@@ -88,7 +88,10 @@ impl Schedule {
     pub fn parse(specs: &[WindowSpec]) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
         if specs.len() > Self::MAX_WINDOWS {
-            errors.add("schedule", format!("must have at most {} windows", Self::MAX_WINDOWS));
+            errors.add(
+                "schedule",
+                format!("must have at most {} windows", Self::MAX_WINDOWS),
+            );
             return Err(errors);
         }
         let mut windows = Vec::new();
@@ -98,7 +101,10 @@ impl Schedule {
                 errors.add(&format!("schedule[{i}].days"), "must name at least one day");
             }
             for day in &spec.days {
-                match DAY_NAMES.iter().find(|(name, _)| day.eq_ignore_ascii_case(name)) {
+                match DAY_NAMES
+                    .iter()
+                    .find(|(name, _)| day.eq_ignore_ascii_case(name))
+                {
                     Some((_, weekday)) => days[day_index(*weekday)] = true,
                     None => errors.add(
                         &format!("schedule[{i}].days"),
@@ -109,10 +115,16 @@ impl Schedule {
             let from = parse_minute(&spec.from, false);
             let to = parse_minute(&spec.to, true);
             if from.is_none() {
-                errors.add(&format!("schedule[{i}].from"), "must be a time HH:MM from 00:00 to 23:59");
+                errors.add(
+                    &format!("schedule[{i}].from"),
+                    "must be a time HH:MM from 00:00 to 23:59",
+                );
             }
             if to.is_none() {
-                errors.add(&format!("schedule[{i}].to"), "must be a time HH:MM from 00:00 to 24:00");
+                errors.add(
+                    &format!("schedule[{i}].to"),
+                    "must be a time HH:MM from 00:00 to 24:00",
+                );
             }
             if let (Some(from), Some(to)) = (from, to) {
                 if from == to {
@@ -125,7 +137,11 @@ impl Schedule {
                 }
             }
         }
-        if errors.is_empty() { Ok(Self { windows }) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(Self { windows })
+        } else {
+            Err(errors)
+        }
     }
 
     pub fn is_all_day(&self) -> bool {
@@ -158,7 +174,10 @@ impl Schedule {
     ) -> Option<InForce> {
         let end_of_permit = |d: Date| d.tomorrow().ok();
         if self.is_all_day() {
-            return Some(InForce { window: None, until: None });
+            return Some(InForce {
+                window: None,
+                until: None,
+            });
         }
         let minute = (time.hour() as u16) * 60 + time.minute() as u16;
         let today = day_index(date.weekday());
@@ -167,7 +186,11 @@ impl Schedule {
             let crosses = w.to <= w.from;
             // (started on `date` and still running) or (started yesterday and crossed midnight)
             let end_day = if w.days[today] && minute >= w.from && (crosses || minute < w.to) {
-                if crosses { date.tomorrow().ok() } else { Some(date) }
+                if crosses {
+                    date.tomorrow().ok()
+                } else {
+                    Some(date)
+                }
             } else if crosses && w.days[yesterday] && minute < w.to {
                 Some(date)
             } else {
@@ -185,7 +208,10 @@ impl Schedule {
                 let local = day.at((minute / 60) as i8, (minute % 60) as i8, 0, 0);
                 boundary_instant(local, zone)
             });
-            return Some(InForce { window: Some(i), until });
+            return Some(InForce {
+                window: Some(i),
+                until,
+            });
         }
         None
     }
@@ -209,14 +235,20 @@ mod tests {
     }
 
     fn at(s: &Schedule, d: Date, h: i8, m: i8) -> Option<InForce> {
-        s.in_force(&sthlm(), d, Time::new(h, m, 0, 0).unwrap(), date(2030, 1, 1))
+        s.in_force(
+            &sthlm(),
+            d,
+            Time::new(h, m, 0, 0).unwrap(),
+            date(2030, 1, 1),
+        )
     }
 
     const MON: Date = date(2025, 1, 6);
 
     #[test]
     fn weekday_morning_window() {
-        let s = Schedule::parse(&[spec(&["mon", "tue", "wed", "thu", "fri"], "05:00", "09:00")]).unwrap();
+        let s = Schedule::parse(&[spec(&["mon", "tue", "wed", "thu", "fri"], "05:00", "09:00")])
+            .unwrap();
         assert!(at(&s, MON, 4, 59).is_none());
         let hit = at(&s, MON, 5, 0).unwrap();
         assert_eq!(hit.window, Some(0));
@@ -238,8 +270,14 @@ mod tests {
         let early = at(&s, saturday, 5, 59).unwrap();
         assert_eq!(early.until.unwrap().to_string(), "2025-01-11T05:00:00Z");
         assert!(at(&s, saturday, 6, 0).is_none());
-        assert!(at(&s, saturday, 23, 0).is_none(), "saturday is not a start day");
-        assert!(at(&s, friday, 3, 0).is_none(), "thursday night is not covered");
+        assert!(
+            at(&s, saturday, 23, 0).is_none(),
+            "saturday is not a start day"
+        );
+        assert!(
+            at(&s, friday, 3, 0).is_none(),
+            "thursday night is not covered"
+        );
     }
 
     #[test]
@@ -247,18 +285,33 @@ mod tests {
         let s = Schedule::parse(&[spec(&["sun"], "00:00", "24:00")]).unwrap();
         let sunday = date(2025, 1, 12);
         assert!(at(&s, sunday, 0, 0).is_some());
-        assert_eq!(at(&s, sunday, 23, 59).unwrap().until.unwrap().to_string(), "2025-01-12T23:00:00Z");
+        assert_eq!(
+            at(&s, sunday, 23, 59).unwrap().until.unwrap().to_string(),
+            "2025-01-12T23:00:00Z"
+        );
         assert!(at(&s, MON, 0, 0).is_none());
         assert_eq!(s.to_specs(), vec![spec(&["sun"], "00:00", "24:00")]);
         let all = Schedule::parse(&[]).unwrap();
-        assert_eq!(at(&all, MON, 3, 0), Some(InForce { window: None, until: None }));
+        assert_eq!(
+            at(&all, MON, 3, 0),
+            Some(InForce {
+                window: None,
+                until: None
+            })
+        );
     }
 
     #[test]
     fn window_end_is_capped_at_the_end_of_the_permit() {
         let s = Schedule::parse(&[spec(&["mon"], "22:00", "06:00")]).unwrap();
-        let hit = s.in_force(&sthlm(), MON, Time::new(23, 0, 0, 0).unwrap(), MON).unwrap();
-        assert_eq!(hit.until.unwrap().to_string(), "2025-01-06T23:00:00Z", "midnight local");
+        let hit = s
+            .in_force(&sthlm(), MON, Time::new(23, 0, 0, 0).unwrap(), MON)
+            .unwrap();
+        assert_eq!(
+            hit.until.unwrap().to_string(),
+            "2025-01-06T23:00:00Z",
+            "midnight local"
+        );
     }
 
     #[test]
@@ -284,7 +337,13 @@ mod tests {
             spec(&[], "05:00", "05:00"),
         ])
         .unwrap_err();
-        for field in ["schedule[1].days", "schedule[1].from", "schedule[1].to", "schedule[2].days", "schedule[2].to"] {
+        for field in [
+            "schedule[1].days",
+            "schedule[1].from",
+            "schedule[1].to",
+            "schedule[2].days",
+            "schedule[2].to",
+        ] {
             assert!(errors.contains(field), "{field}: {errors:?}");
         }
         assert!(!errors.contains("schedule[0].days"));

@@ -29,7 +29,10 @@ fn date(text: &str) -> Result<Date, AppError> {
 }
 
 fn days(from: &str, to: &str) -> Result<Days, AppError> {
-    Ok(Days { from: date(from)?, to: date(to)? })
+    Ok(Days {
+        from: date(from)?,
+        to: date(to)?,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -89,10 +92,11 @@ pub async fn insert_definition(
         .await?;
         let mut unknown = Vec::new();
         for lot in lots {
-            let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM parking_lots WHERE id = $1")
-                .bind(lot)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM parking_lots WHERE id = $1")
+                    .bind(lot)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if exists.is_none() {
                 unknown.push(lot.to_string());
                 continue;
@@ -151,7 +155,11 @@ pub async fn list_definitions(store: &Store) -> Result<Vec<Definition>, AppError
     });
     rows.into_iter()
         .map(|row| {
-            let mine = lots.iter().filter(|(d, _)| *d == row.id).map(|(_, l)| *l).collect();
+            let mine = lots
+                .iter()
+                .filter(|(d, _)| *d == row.id)
+                .map(|(_, l)| *l)
+                .collect();
             row.into_definition(mine)
         })
         .collect()
@@ -225,21 +233,26 @@ pub async fn insert_allocation(store: &Store, new: &NewAllocation) -> Result<Str
     let id = uuid::Uuid::new_v4().to_string();
     let now = now_us();
     write_tx!(store, |tx| {
-        let tenant: Option<i64> = sqlx::query_scalar("SELECT id FROM principals WHERE id = $1 AND role = $2")
-            .bind(new.tenant_id)
-            .bind(Role::Tenant.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let definition: Option<i64> = sqlx::query_scalar("SELECT id FROM permit_definitions WHERE id = $1")
-            .bind(new.definition_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let tenant: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM principals WHERE id = $1 AND role = $2")
+                .bind(new.tenant_id)
+                .bind(Role::Tenant.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let definition: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM permit_definitions WHERE id = $1")
+                .bind(new.definition_id)
+                .fetch_optional(&mut *tx)
+                .await?;
         let mut errors = FieldErrors::new();
         if tenant.is_none() {
             errors.add("tenantId", format!("no tenant with id {}", new.tenant_id));
         }
         if definition.is_none() {
-            errors.add("permitDefinitionId", format!("no permit definition with id {}", new.definition_id));
+            errors.add(
+                "permitDefinitionId",
+                format!("no permit definition with id {}", new.definition_id),
+            );
         }
         errors.into_result()?;
         sqlx::query(
@@ -280,7 +293,10 @@ pub async fn get_allocation(
     row.map(AllocationRow::into_allocation).transpose()
 }
 
-pub async fn list_allocations(store: &Store, tenant: Option<i64>) -> Result<Vec<Allocation>, AppError> {
+pub async fn list_allocations(
+    store: &Store,
+    tenant: Option<i64>,
+) -> Result<Vec<Allocation>, AppError> {
     let rows: Vec<AllocationRow> = read!(store, |db| {
         sqlx::query_as(&format!(
             "{ALLOCATION_SELECT} WHERE ($2 IS NULL OR a.tenant_id = $2) ORDER BY a.created_at, a.id"
@@ -290,7 +306,9 @@ pub async fn list_allocations(store: &Store, tenant: Option<i64>) -> Result<Vec<
         .fetch_all(db)
         .await?
     });
-    rows.into_iter().map(AllocationRow::into_allocation).collect()
+    rows.into_iter()
+        .map(AllocationRow::into_allocation)
+        .collect()
 }
 
 /// What an operator may change on an allocation.
@@ -304,7 +322,11 @@ pub struct AllocationChange {
 
 /// Changes counts and dates, never below what is issued: the permit count not under the live
 /// issued count, the dates still containing every permit that is not deleted.
-pub async fn update_allocation(store: &Store, id: &str, change: &AllocationChange) -> Result<Option<()>, AppError> {
+pub async fn update_allocation(
+    store: &Store,
+    id: &str,
+    change: &AllocationChange,
+) -> Result<Option<()>, AppError> {
     let now = now_us();
     write_tx!(store, |tx| {
         // takes the row lock (PostgreSQL) before anything is counted
@@ -328,13 +350,19 @@ pub async fn update_allocation(store: &Store, id: &str, change: &AllocationChang
             to: change.valid_to.unwrap_or(current.days.to),
         };
         if new_days.to < new_days.from {
-            return Err(FieldErrors::single("validTo", "must not be before validFrom"));
+            return Err(FieldErrors::single(
+                "validTo",
+                "must not be before validFrom",
+            ));
         }
         let permit_count = change.permit_count.unwrap_or(current.permit_count);
         if permit_count < current.issued_count {
             return Err(AppError::conflict(
                 "allocation_below_issued",
-                format!("permitCount cannot go below the {} permits issued now", current.issued_count),
+                format!(
+                    "permitCount cannot go below the {} permits issued now",
+                    current.issued_count
+                ),
             ));
         }
         let (first, last): (Option<String>, Option<String>) = sqlx::query_as(
@@ -357,7 +385,11 @@ pub async fn update_allocation(store: &Store, id: &str, change: &AllocationChang
                  valid_from = $4, valid_to = $5 WHERE id = $1",
         )
         .bind(id)
-        .bind(change.parking_spaces_count.unwrap_or(current.parking_spaces_count))
+        .bind(
+            change
+                .parking_spaces_count
+                .unwrap_or(current.parking_spaces_count),
+        )
         .bind(permit_count)
         .bind(new_days.from.to_string())
         .bind(new_days.to.to_string())
@@ -431,8 +463,16 @@ fn parse_requested(
     zone: &TimeZoneName,
 ) -> Result<(Option<Date>, Option<Date>), AppError> {
     let mut errors = FieldErrors::new();
-    let from = from.and_then(|t| rules::parse_date(t, zone).map_err(|m| errors.add("valid_from", m)).ok());
-    let to = to.and_then(|t| rules::parse_date(t, zone).map_err(|m| errors.add("valid_to", m)).ok());
+    let from = from.and_then(|t| {
+        rules::parse_date(t, zone)
+            .map_err(|m| errors.add("valid_from", m))
+            .ok()
+    });
+    let to = to.and_then(|t| {
+        rules::parse_date(t, zone)
+            .map_err(|m| errors.add("valid_to", m))
+            .ok()
+    });
     errors.into_result()?;
     Ok((from, to))
 }
@@ -460,16 +500,22 @@ pub async fn create_permit(
         if locked == 0 {
             return Ok(None);
         }
-        let allocation: AllocationRow = sqlx::query_as(&format!("{ALLOCATION_SELECT} WHERE a.id = $2"))
-            .bind(now)
-            .bind(allocation_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let allocation: AllocationRow =
+            sqlx::query_as(&format!("{ALLOCATION_SELECT} WHERE a.id = $2"))
+                .bind(now)
+                .bind(allocation_id)
+                .fetch_one(&mut *tx)
+                .await?;
         let allocation = allocation.into_allocation()?;
         let zone = &allocation.time_zone;
-        let (from, to) = parse_requested(request.valid_from.as_deref(), request.valid_to.as_deref(), zone)?;
+        let (from, to) = parse_requested(
+            request.valid_from.as_deref(),
+            request.valid_to.as_deref(),
+            zone,
+        )?;
         let today = rules::local_date(from_micros(now), zone);
-        let days = rules::new_permit_days(from, to, allocation.days, today).map_err(AppError::Validation)?;
+        let days = rules::new_permit_days(from, to, allocation.days, today)
+            .map_err(AppError::Validation)?;
         if allocation.issued_count >= allocation.permit_count {
             return Err(AppError::conflict(
                 "permit_quota_exceeded",
@@ -569,11 +615,12 @@ pub async fn update_permit(
             .bind(&allocation_id)
             .execute(&mut *tx)
             .await?;
-        let allocation: AllocationRow = sqlx::query_as(&format!("{ALLOCATION_SELECT} WHERE a.id = $2"))
-            .bind(now)
-            .bind(&allocation_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let allocation: AllocationRow =
+            sqlx::query_as(&format!("{ALLOCATION_SELECT} WHERE a.id = $2"))
+                .bind(now)
+                .bind(&allocation_id)
+                .fetch_one(&mut *tx)
+                .await?;
         let allocation = allocation.into_allocation()?;
         let current: PermitRow = sqlx::query_as(&format!("{PERMIT_SELECT} WHERE p.id = $1"))
             .bind(permit_id)
@@ -625,7 +672,11 @@ pub async fn update_permit(
 }
 
 /// Deletes a permit of the tenant; it stops counting at once. False when there is none.
-pub async fn delete_permit(store: &Store, tenant_id: i64, permit_id: &str) -> Result<bool, AppError> {
+pub async fn delete_permit(
+    store: &Store,
+    tenant_id: i64,
+    permit_id: &str,
+) -> Result<bool, AppError> {
     let now = now_us();
     let deleted = write_tx!(store, |tx| {
         sqlx::query(
@@ -644,7 +695,11 @@ pub async fn delete_permit(store: &Store, tenant_id: i64, permit_id: &str) -> Re
 }
 
 /// One permit of the tenant (`None` for another tenant's, a deleted or an absent one).
-pub async fn get_permit(store: &Store, tenant_id: i64, permit_id: &str) -> Result<Option<Permit>, AppError> {
+pub async fn get_permit(
+    store: &Store,
+    tenant_id: i64,
+    permit_id: &str,
+) -> Result<Option<Permit>, AppError> {
     let row: Option<PermitRow> = read!(store, |db| {
         sqlx::query_as(&format!(
             "{PERMIT_SELECT} WHERE p.id = $1 AND a.tenant_id = $2 AND p.deleted_at IS NULL"
@@ -665,7 +720,10 @@ pub struct PermitFilter<'a> {
     pub email: Option<&'a str>,
 }
 
-pub async fn list_permits(store: &Store, filter: &PermitFilter<'_>) -> Result<Vec<Permit>, AppError> {
+pub async fn list_permits(
+    store: &Store,
+    filter: &PermitFilter<'_>,
+) -> Result<Vec<Permit>, AppError> {
     let rows: Vec<PermitRow> = read!(store, |db| {
         sqlx::query_as(&format!(
             "{PERMIT_SELECT} WHERE p.deleted_at IS NULL AND ($1 IS NULL OR a.tenant_id = $1) \
@@ -712,30 +770,38 @@ pub async fn ensure_end_user(store: &Store, email: &Email) -> Result<bool, AppEr
     Ok(inserted == 1)
 }
 
+#[derive(sqlx::FromRow)]
+struct VehicleRow {
+    license_raw: String,
+    license_norm: String,
+    added_at: i64,
+}
+
 pub async fn get_end_user(store: &Store, email: &Email) -> Result<Option<EndUser>, AppError> {
-    let (user, vehicles): (Option<(i64, i64)>, Vec<(String, String, i64)>) = read!(store, |db| {
-        let user = sqlx::query_as("SELECT id, created_at FROM end_users WHERE email = $1")
+    let (created_at, vehicles): (Option<i64>, Vec<VehicleRow>) = read!(store, |db| {
+        let created_at = sqlx::query_scalar("SELECT created_at FROM end_users WHERE email = $1")
             .bind(email.as_str())
             .fetch_optional(db)
             .await?;
         let vehicles = sqlx::query_as(
             "SELECT v.license_raw, v.license_norm, v.added_at FROM end_user_vehicles v \
-             JOIN end_users u ON u.id = v.end_user_id WHERE u.email = $1 ORDER BY v.added_at, v.license_norm",
+             JOIN end_users u ON u.id = v.end_user_id WHERE u.email = $1 \
+             ORDER BY v.added_at, v.license_norm",
         )
         .bind(email.as_str())
         .fetch_all(db)
         .await?;
-        (user, vehicles)
+        (created_at, vehicles)
     });
-    Ok(user.map(|(_, created_at)| EndUser {
+    Ok(created_at.map(|created_at| EndUser {
         email: email.as_str().to_owned(),
         created_at: from_micros(created_at),
         vehicles: vehicles
             .into_iter()
-            .map(|(license_raw, license_norm, added_at)| Vehicle {
-                license_raw,
-                license_norm,
-                added_at: from_micros(added_at),
+            .map(|v| Vehicle {
+                license_raw: v.license_raw,
+                license_norm: v.license_norm,
+                added_at: from_micros(v.added_at),
             })
             .collect(),
     }))
@@ -744,7 +810,11 @@ pub async fn get_end_user(store: &Store, email: &Email) -> Result<Option<EndUser
 /// Adds a vehicle to a profile (the raw text is updated if the plate is there already) and
 /// activates every permit of that e-mail that was not active yet. `None`: no such profile.
 /// `Some(true)`: the vehicle is new.
-pub async fn add_vehicle(store: &Store, email: &Email, plate: &LicensePlate) -> Result<Option<bool>, AppError> {
+pub async fn add_vehicle(
+    store: &Store,
+    email: &Email,
+    plate: &LicensePlate,
+) -> Result<Option<bool>, AppError> {
     let now = now_us();
     let outcome = write_tx!(store, |tx| {
         let user: Option<i64> = sqlx::query_scalar("SELECT id FROM end_users WHERE email = $1")
@@ -786,7 +856,11 @@ pub async fn add_vehicle(store: &Store, email: &Email, plate: &LicensePlate) -> 
 }
 
 /// Removes a vehicle from a profile; false when the profile has no such plate.
-pub async fn remove_vehicle(store: &Store, email: &Email, plate_norm: &str) -> Result<bool, AppError> {
+pub async fn remove_vehicle(
+    store: &Store,
+    email: &Email,
+    plate_norm: &str,
+) -> Result<bool, AppError> {
     let removed = write_tx!(store, |tx| {
         sqlx::query(
             "DELETE FROM end_user_vehicles WHERE license_norm = $2 \

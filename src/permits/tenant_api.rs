@@ -46,7 +46,12 @@ async fn tenant_permit_allocations(
 ) -> Result<Json<Vec<TenantAllocationView>>, AppError> {
     who.require(&[Role::Tenant])?;
     let allocations = store::list_allocations(&state.store, Some(who.id)).await?;
-    Ok(Json(allocations.into_iter().map(TenantAllocationView::from).collect()))
+    Ok(Json(
+        allocations
+            .into_iter()
+            .map(TenantAllocationView::from)
+            .collect(),
+    ))
 }
 
 /// The caller's permits, optionally of one allocation.
@@ -66,11 +71,17 @@ async fn tenant_issued_permits(
     who.require(&[Role::Tenant])?;
     let allocation = query.get("permit_allocation_id");
     if let Some(id) = allocation
-        && store::get_allocation(&state.store, id, Some(who.id)).await?.is_none()
+        && store::get_allocation(&state.store, id, Some(who.id))
+            .await?
+            .is_none()
     {
         return Err(allocation_not_found(id));
     }
-    let filter = PermitFilter { tenant_id: Some(who.id), allocation_id: allocation, email: None };
+    let filter = PermitFilter {
+        tenant_id: Some(who.id),
+        allocation_id: allocation,
+        email: None,
+    };
     let permits = store::list_permits(&state.store, &filter).await?;
     Ok(Json(permits.into_iter().map(PermitView::from).collect()))
 }
@@ -122,9 +133,15 @@ async fn create_permit(
     };
     errors.into_result()?;
     let (Some(email), Some(allocation_id)) = (email, allocation_id) else {
-        return Err(AppError::internal(anyhow::anyhow!("validated fields missing")));
+        return Err(AppError::internal(anyhow::anyhow!(
+            "validated fields missing"
+        )));
     };
-    let request = PermitRequest { email, valid_from: input.valid_from, valid_to: input.valid_to };
+    let request = PermitRequest {
+        email,
+        valid_from: input.valid_from,
+        valid_to: input.valid_to,
+    };
     let permit = store::create_permit(&state.store, who.id, &allocation_id, &request)
         .await?
         .ok_or_else(|| allocation_not_found(&allocation_id))?;
