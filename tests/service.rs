@@ -87,13 +87,26 @@ async fn openapi_documents_exactly_what_is_served(backend: Backend) {
         "/api/v1/admin/providers/{id}",
         "/api/v1/admin/providers/{id}/tokens",
         "/api/v1/admin/providers/{id}/tokens/{tokenId}",
+        "/api/v1/admin/tenants",
+        "/api/v1/admin/permit-definitions",
+        "/api/v1/admin/permit-allocations/{id}",
+        "/api/v1/admin/end-users/{email}/vehicles/{licenseNumber}",
+        "/permit/v3/tenant_permit_allocations",
+        "/permit/v3/tenant_issued_permits",
+        "/permit/v3/end_user_permit",
+        "/permit/v3/end_user_permit/{permit_id}",
     ] {
         assert!(paths.contains_key(expected), "{expected} is not documented");
     }
     // every documented operation is really routed: never the router's 404 or 405
     let mut operations = 0;
     for (path, item) in paths {
-        let concrete = path.replace("{id}", "1").replace("{tokenId}", "1");
+        let concrete = path
+            .replace("{id}", "1")
+            .replace("{tokenId}", "1")
+            .replace("{email}", "someone@example.com")
+            .replace("{licenseNumber}", "ABC123")
+            .replace("{permit_id}", "00000000-0000-4000-8000-000000000000");
         for method in ["get", "post", "put", "patch", "delete"] {
             if item.get(method).is_none() {
                 continue;
