@@ -16,6 +16,7 @@ use utoipa::openapi::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::events::EventBus;
 use crate::http::AppError;
 use crate::http::middleware::{self, REQUEST_ID_HEADER};
 use crate::ops::metrics::Metrics;
@@ -31,6 +32,16 @@ pub struct ServeConfig {
     pub store: StoreOptions,
     /// A request still running after this long is abandoned with 408.
     pub request_timeout: Duration,
+    /// How often an idle TransactionMonitor socket gets a Heartbeat frame.
+    pub heartbeat_interval: Duration,
+    /// How long events are kept for subscribers that are away.
+    pub event_retention: Duration,
+    /// How often events past their retention are removed.
+    pub retention_interval: Duration,
+    /// A subscriber whose buffer stays full this long is disconnected (its events stay queued).
+    pub slow_consumer_timeout: Duration,
+    /// Frames buffered per socket.
+    pub socket_buffer: usize,
 }
 
 impl ServeConfig {
@@ -39,6 +50,11 @@ impl ServeConfig {
             database_url: database_url.into(),
             store: StoreOptions::default(),
             request_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(30),
+            event_retention: Duration::from_secs(30 * 24 * 3600),
+            retention_interval: Duration::from_secs(3600),
+            slow_consumer_timeout: Duration::from_secs(10),
+            socket_buffer: 256,
         }
     }
 }
@@ -49,6 +65,7 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub config: Arc<ServeConfig>,
+    pub events: EventBus,
 }
 
 #[derive(utoipa::OpenApi)]
@@ -63,6 +80,8 @@ pub struct AppState {
         (name = "admin", description = "Operator set-up: lots, providers, tokens"),
         (name = "permits", description = "Tenants giving permits to their people (the permit seed)"),
         (name = "permits-admin", description = "Operator set-up of tenants, permit definitions, allocations, end users"),
+        (name = "carparks", description = "Barrier car parks: rates, equipment, identifiers, entries and exits"),
+        (name = "events", description = "The TransactionMonitor WebSocket"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -77,6 +96,8 @@ pub fn router(state: AppState) -> (Router, OpenApi) {
         .merge(crate::principals::admin::routes())
         .merge(crate::tickets::routes())
         .merge(crate::permits::routes())
+        .merge(crate::carparks::routes())
+        .merge(crate::events::socket::routes())
         .split_for_parts();
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
@@ -144,13 +165,28 @@ pub async fn serve_with_store(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let events = EventBus::new(stop_rx);
+    crate::events::bus::spawn_listener(&store, events.clone());
+    crate::events::spawn_retention(
+        store.clone(),
+        events.clone(),
+        config.event_retention,
+        config.retention_interval,
+    );
     let state = AppState {
         store: store.clone(),
         metrics: Arc::new(Metrics::new()),
         config: Arc::new(config),
+        events,
     };
     let (app, _) = router(state);
     tracing::info!(address = %listener.local_addr()?, "parkhub listening");
+    // On shutdown, open sockets are told to close first, so the server can drain.
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -5,8 +5,10 @@
 //! tests, benchmarks and `main` all start the service with [`app::serve`].
 
 pub mod app;
+pub mod carparks;
 pub mod cli;
 pub mod domain;
+pub mod events;
 pub mod http;
 pub mod lots;
 pub mod ops;

@@ -31,6 +31,7 @@ pub async fn demo(store: &Store) -> Result<String, AppError> {
             name: "Falun centrum".into(),
             zone_code: 123,
             time_zone: TimeZoneName::stockholm(),
+            carpark: None,
         };
         match lots::store::insert(store, &lot).await {
             // Another instance created it meanwhile: fine.

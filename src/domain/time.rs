@@ -181,6 +181,25 @@ fn split_offset(text: &str) -> Result<(&str, Option<Offset>), String> {
     Ok((civil, Some(offset)))
 }
 
+/// A local time of day `HH:MM` as minutes since midnight; `24:00` (1440) only if `allow_24`.
+pub fn parse_clock(text: &str, allow_24: bool) -> Option<u16> {
+    let (h, m) = text.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+    match (h, m) {
+        (24, 0) if allow_24 => Some(1440),
+        (0..=23, 0..=59) => Some(h * 60 + m),
+        _ => None,
+    }
+}
+
+/// Minutes since midnight as `HH:MM`; 1440 is `24:00`.
+pub fn render_clock(minute: u16) -> String {
+    format!("{:02}:{:02}", minute / 60, minute % 60)
+}
+
 /// Unix microseconds, the storage form of an instant.
 pub fn to_micros(ts: Timestamp) -> i64 {
     ts.as_microsecond()

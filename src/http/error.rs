@@ -24,6 +24,14 @@ impl FieldErrors {
             .push(message.into());
     }
 
+    /// The same messages, with `from` called `to` (for a parameter known by another name).
+    pub fn renamed(mut self, from: &str, to: &str) -> Self {
+        if let Some(messages) = self.0.remove(from) {
+            self.0.entry(to.to_owned()).or_default().extend(messages);
+        }
+        self
+    }
+
     /// Adds every message of `other`.
     pub fn extend(&mut self, other: FieldErrors) {
         for (field, messages) in other.0 {

@@ -19,6 +19,17 @@ pub struct Lot {
     pub name: String,
     pub zone_code: i64,
     pub time_zone: TimeZoneName,
+    /// Set when the lot is a barrier car park: how its equipment knows it.
+    pub carpark: Option<Carpark>,
+}
+
+/// A barrier car park's numbers, as its equipment and the transaction events name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Carpark {
+    pub facility_no: i64,
+    pub carpark_no: i64,
+    /// Spaces; `None` when unknown.
+    pub capacity: Option<i64>,
 }
 
 /// A lot as the admin API shows it.
@@ -33,6 +44,15 @@ pub struct LotView {
     pub zone_code: i64,
     #[schema(example = "Europe/Stockholm")]
     pub time_zone: String,
+    /// Barrier car parks only: the equipment's facility number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facility_no: Option<i64>,
+    /// Barrier car parks only: the equipment's car park number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carpark_no: Option<i64>,
+    /// Barrier car parks only: spaces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<i64>,
 }
 
 impl From<&Lot> for LotView {
@@ -42,6 +62,9 @@ impl From<&Lot> for LotView {
             name: lot.name.clone(),
             zone_code: lot.zone_code,
             time_zone: lot.time_zone.name().to_owned(),
+            facility_no: lot.carpark.map(|c| c.facility_no),
+            carpark_no: lot.carpark.map(|c| c.carpark_no),
+            capacity: lot.carpark.and_then(|c| c.capacity),
         }
     }
 }
@@ -60,6 +83,14 @@ pub struct LotInput {
     /// IANA time zone name; Europe/Stockholm when absent on create.
     #[schema(example = "Europe/Stockholm")]
     pub time_zone: Option<String>,
+    /// Makes the lot a barrier car park (with `carparkNo`).
+    #[schema(example = 1)]
+    pub facility_no: Option<i64>,
+    #[schema(example = 2)]
+    pub carpark_no: Option<i64>,
+    /// Spaces in the car park.
+    #[schema(example = 400)]
+    pub capacity: Option<i64>,
 }
 
 impl LotInput {
@@ -88,6 +119,7 @@ impl LotInput {
             name: String::new(),
             zone_code: 0,
             time_zone: TimeZoneName::stockholm(),
+            carpark: None,
         };
         self.check_into(&mut lot, &mut errors);
         if errors.is_empty() {
@@ -138,6 +170,44 @@ impl LotInput {
                 Err(message) => errors.add("timeZone", message),
             }
         }
+        let number = |value: Option<i64>, field: &str, errors: &mut FieldErrors| match value {
+            Some(n) if !(0..=MAX_LOT_ID).contains(&n) => {
+                errors.add(field, format!("must be between 0 and {MAX_LOT_ID}"));
+                None
+            }
+            other => other,
+        };
+        let facility_no = number(self.facility_no, "facilityNo", errors);
+        let carpark_no = number(self.carpark_no, "carparkNo", errors);
+        let capacity = number(self.capacity, "capacity", errors);
+        let current = lot.carpark;
+        let facility_no = facility_no.or(current.map(|c| c.facility_no));
+        let carpark_no = carpark_no.or(current.map(|c| c.carpark_no));
+        let capacity = capacity.or(current.and_then(|c| c.capacity));
+        lot.carpark = match (facility_no, carpark_no) {
+            (Some(facility_no), Some(carpark_no)) => Some(Carpark {
+                facility_no,
+                carpark_no,
+                capacity,
+            }),
+            (None, None) => {
+                if capacity.is_some() {
+                    errors.add(
+                        "capacity",
+                        "needs facilityNo and carparkNo: only barrier car parks have a capacity",
+                    );
+                }
+                None
+            }
+            (None, Some(_)) => {
+                errors.add("facilityNo", "is required with carparkNo");
+                None
+            }
+            (Some(_), None) => {
+                errors.add("carparkNo", "is required with facilityNo");
+                None
+            }
+        };
     }
 }
 
@@ -151,7 +221,7 @@ mod tests {
             id: Some(12),
             name: Some(" Falun centrum ".into()),
             zone_code: Some(123),
-            time_zone: None,
+            ..Default::default()
         }
         .into_new()
         .unwrap();
@@ -171,6 +241,7 @@ mod tests {
             name: Some("  ".into()),
             zone_code: Some(-1),
             time_zone: Some("Mars/Olympus".into()),
+            ..Default::default()
         }
         .into_new()
         .unwrap_err();
@@ -185,7 +256,7 @@ mod tests {
             id: Some(12),
             name: Some("A".into()),
             zone_code: Some(1),
-            time_zone: None,
+            ..Default::default()
         }
         .into_new()
         .unwrap();
@@ -204,5 +275,62 @@ mod tests {
         .apply_to(&mut lot)
         .unwrap_err();
         assert!(errors.contains("id"));
+    }
+
+    #[test]
+    fn car_park_numbers_come_in_pairs_and_updates_keep_them() {
+        let mut lot = LotInput {
+            id: Some(12),
+            name: Some("P-hus".into()),
+            zone_code: Some(1),
+            facility_no: Some(1),
+            carpark_no: Some(2),
+            capacity: Some(400),
+            ..Default::default()
+        }
+        .into_new()
+        .unwrap();
+        assert_eq!(
+            lot.carpark,
+            Some(Carpark {
+                facility_no: 1,
+                carpark_no: 2,
+                capacity: Some(400)
+            })
+        );
+        LotInput {
+            capacity: Some(380),
+            ..Default::default()
+        }
+        .apply_to(&mut lot)
+        .unwrap();
+        assert_eq!(
+            lot.carpark,
+            Some(Carpark {
+                facility_no: 1,
+                carpark_no: 2,
+                capacity: Some(380)
+            })
+        );
+        let errors = LotInput {
+            id: Some(13),
+            name: Some("x".into()),
+            zone_code: Some(1),
+            carpark_no: Some(2),
+            ..Default::default()
+        }
+        .into_new()
+        .unwrap_err();
+        assert!(errors.contains("facilityNo"));
+        let errors = LotInput {
+            id: Some(13),
+            name: Some("x".into()),
+            zone_code: Some(1),
+            capacity: Some(5),
+            ..Default::default()
+        }
+        .into_new()
+        .unwrap_err();
+        assert!(errors.contains("capacity"));
     }
 }

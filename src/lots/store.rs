@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 
-use super::Lot;
+use super::{Carpark, Lot};
 use crate::domain::TimeZoneName;
 use crate::domain::time::to_micros;
 use crate::http::AppError;
@@ -15,6 +15,9 @@ struct LotRow {
     name: String,
     zone_code: i64,
     time_zone: String,
+    facility_no: Option<i64>,
+    carpark_no: Option<i64>,
+    capacity: Option<i64>,
 }
 
 impl LotRow {
@@ -22,28 +25,41 @@ impl LotRow {
         let time_zone = TimeZoneName::parse(&self.time_zone).map_err(|e| {
             AppError::internal(anyhow::anyhow!("lot {} has time zone {e}", self.id))
         })?;
+        let carpark = match (self.facility_no, self.carpark_no) {
+            (Some(facility_no), Some(carpark_no)) => Some(Carpark {
+                facility_no,
+                carpark_no,
+                capacity: self.capacity,
+            }),
+            _ => None,
+        };
         Ok(Lot {
             id: self.id,
             name: self.name,
             zone_code: self.zone_code,
             time_zone,
+            carpark,
         })
     }
 }
 
-const COLUMNS: &str = "id, name, zone_code, time_zone";
+const COLUMNS: &str = "id, name, zone_code, time_zone, facility_no, carpark_no, capacity";
 
 pub async fn insert(store: &Store, lot: &Lot) -> Result<(), AppError> {
     let now = to_micros(Timestamp::now());
     write_tx!(store, |tx| {
         sqlx::query(
-            "INSERT INTO parking_lots (id, name, zone_code, time_zone, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
+            "INSERT INTO parking_lots (id, name, zone_code, time_zone, facility_no, carpark_no, \
+                 capacity, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
         )
         .bind(lot.id)
         .bind(&lot.name)
         .bind(lot.zone_code)
         .bind(lot.time_zone.name())
+        .bind(lot.carpark.map(|c| c.facility_no))
+        .bind(lot.carpark.map(|c| c.carpark_no))
+        .bind(lot.carpark.and_then(|c| c.capacity))
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -55,13 +71,16 @@ pub async fn update(store: &Store, lot: &Lot) -> Result<bool, AppError> {
     let now = to_micros(Timestamp::now());
     let result = write_tx!(store, |tx| {
         sqlx::query(
-            "UPDATE parking_lots SET name = $2, zone_code = $3, time_zone = $4, updated_at = $5 \
-             WHERE id = $1",
+            "UPDATE parking_lots SET name = $2, zone_code = $3, time_zone = $4, facility_no = $5, \
+                 carpark_no = $6, capacity = $7, updated_at = $8 WHERE id = $1",
         )
         .bind(lot.id)
         .bind(&lot.name)
         .bind(lot.zone_code)
         .bind(lot.time_zone.name())
+        .bind(lot.carpark.map(|c| c.facility_no))
+        .bind(lot.carpark.map(|c| c.carpark_no))
+        .bind(lot.carpark.and_then(|c| c.capacity))
         .bind(now)
         .execute(&mut *tx)
         .await?
@@ -87,4 +106,22 @@ pub async fn list(store: &Store) -> Result<Vec<Lot>, AppError> {
             .await?
     });
     rows.into_iter().map(LotRow::into_lot).collect()
+}
+
+/// The barrier car park equipment knows as `facility_no` + `carpark_no`.
+pub async fn get_by_carpark(
+    store: &Store,
+    facility_no: i64,
+    carpark_no: i64,
+) -> Result<Option<Lot>, AppError> {
+    let row: Option<LotRow> = read!(store, |db| {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM parking_lots WHERE facility_no = $1 AND carpark_no = $2"
+        ))
+        .bind(facility_no)
+        .bind(carpark_no)
+        .fetch_optional(db)
+        .await?
+    });
+    row.map(LotRow::into_lot).transpose()
 }

@@ -184,6 +184,45 @@ impl PermitCover<'_> {
     }
 }
 
+/// The stretches of `[from, to)` in which any of `permits` covers `lot`, merged and in order.
+/// Windows start and end on whole minutes, so a minute that is not covered is skipped whole.
+pub fn covered_intervals(
+    permits: &[PermitCover<'_>],
+    lot: i64,
+    from: Timestamp,
+    to: Timestamp,
+) -> Vec<(Timestamp, Timestamp)> {
+    const MINUTE_US: i64 = 60_000_000;
+    let mut out: Vec<(Timestamp, Timestamp)> = Vec::new();
+    if permits.is_empty() {
+        return out;
+    }
+    let mut at = from;
+    while at < to {
+        let hit = permits
+            .iter()
+            .filter_map(|p| p.covers(lot, at))
+            .filter_map(|h| h.until)
+            .max();
+        match hit {
+            Some(until) if until > at => {
+                let until = until.min(to);
+                match out.last_mut() {
+                    Some(last) if last.1 == at => last.1 = until,
+                    _ => out.push((at, until)),
+                }
+                at = until;
+            }
+            _ => {
+                let us = at.as_microsecond();
+                let next = (us.div_euclid(MINUTE_US) + 1) * MINUTE_US;
+                at = Timestamp::from_microsecond(next).unwrap_or(to);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,6 +453,59 @@ mod tests {
         // the first day starts at local midnight, summer time
         assert!(cover.covers(12, ts("2025-10-19T21:59:59Z")).is_none());
         assert!(cover.covers(12, ts("2025-10-19T22:00:00Z")).is_some());
+    }
+
+    #[test]
+    fn covered_stretches_of_a_stay_are_found_and_merged() {
+        let morning = schedule(&["mon", "tue", "wed", "thu", "fri"], "05:00", "09:00");
+        let zone = sthlm();
+        let cover = PermitCover {
+            days: Days {
+                from: date(2025, 1, 1),
+                to: date(2025, 1, 31),
+            },
+            zone: &zone,
+            lots: &[12],
+            schedule: &morning,
+        };
+        // Monday 6 January 03:30 to Tuesday 10:00 local
+        let found = covered_intervals(
+            std::slice::from_ref(&cover),
+            12,
+            ts("2025-01-06T02:30:00Z"),
+            ts("2025-01-07T09:00:00Z"),
+        );
+        assert_eq!(
+            found,
+            vec![
+                (ts("2025-01-06T04:00:00Z"), ts("2025-01-06T08:00:00Z")),
+                (ts("2025-01-07T04:00:00Z"), ts("2025-01-07T08:00:00Z")),
+            ]
+        );
+        assert!(
+            covered_intervals(
+                std::slice::from_ref(&cover),
+                13,
+                ts("2025-01-06T02:30:00Z"),
+                ts("2025-01-07T09:00:00Z")
+            )
+            .is_empty()
+        );
+        // an all-day permit next to it merges into one stretch, cut at the stay's end
+        let all = Schedule::default();
+        let whole = PermitCover {
+            schedule: &all,
+            ..cover.clone()
+        };
+        assert_eq!(
+            covered_intervals(
+                &[cover, whole],
+                12,
+                ts("2025-01-06T02:30:00Z"),
+                ts("2025-01-07T09:00:00Z")
+            ),
+            vec![(ts("2025-01-06T02:30:00Z"), ts("2025-01-07T09:00:00Z"))]
+        );
     }
 
     #[test]

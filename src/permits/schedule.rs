@@ -7,7 +7,7 @@ use jiff::civil::{Date, Time, Weekday};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::TimeZoneName;
-use crate::domain::time::boundary_instant;
+use crate::domain::time::{boundary_instant, parse_clock, render_clock};
 use crate::http::FieldErrors;
 
 const DAY_NAMES: [(&str, Weekday); 7] = [
@@ -63,24 +63,6 @@ fn day_index(day: Weekday) -> usize {
     day.to_monday_zero_offset() as usize
 }
 
-fn parse_minute(text: &str, allow_24: bool) -> Option<Minute> {
-    let (h, m) = text.split_once(':')?;
-    if h.len() != 2 || m.len() != 2 || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
-    match (h, m) {
-        (24, 0) if allow_24 => Some(1440),
-        (0..=23, 0..=59) => Some(h * 60 + m),
-        _ => None,
-    }
-}
-
-/// `HH:MM`; 1440 renders as `24:00`.
-fn render_minute(minute: Minute) -> String {
-    format!("{:02}:{:02}", minute / 60, minute % 60)
-}
-
 impl Schedule {
     pub const MAX_WINDOWS: usize = 50;
 
@@ -112,8 +94,8 @@ impl Schedule {
                     ),
                 }
             }
-            let from = parse_minute(&spec.from, false);
-            let to = parse_minute(&spec.to, true);
+            let from = parse_clock(&spec.from, false);
+            let to = parse_clock(&spec.to, true);
             if from.is_none() {
                 errors.add(
                     &format!("schedule[{i}].from"),
@@ -157,8 +139,8 @@ impl Schedule {
                     .filter(|(_, d)| w.days[day_index(*d)])
                     .map(|(n, _)| (*n).to_owned())
                     .collect(),
-                from: render_minute(w.from),
-                to: render_minute(w.to),
+                from: render_clock(w.from),
+                to: render_clock(w.to),
             })
             .collect()
     }

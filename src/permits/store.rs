@@ -874,3 +874,89 @@ pub async fn remove_vehicle(
     });
     Ok(removed == 1)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Permits of a vehicle
+
+/// A permit held by a vehicle, with what decides where and when it applies.
+#[derive(Debug, Clone)]
+pub struct HeldPermit {
+    pub permit_id: String,
+    pub definition_name: String,
+    pub days: Days,
+    pub zone: TimeZoneName,
+    pub schedule: Schedule,
+    pub lots: Vec<i64>,
+}
+
+impl HeldPermit {
+    pub fn cover(&self) -> rules::PermitCover<'_> {
+        rules::PermitCover {
+            days: self.days,
+            zone: &self.zone,
+            lots: &self.lots,
+            schedule: &self.schedule,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct HeldRow {
+    id: String,
+    definition_id: i64,
+    name: String,
+    time_zone: String,
+    schedule: String,
+    valid_from: String,
+    valid_to: String,
+}
+
+/// The permits (not deleted) whose holder has the plate `plate_norm` on their profile, whose
+/// definition covers `lot`, and whose days touch `[from, to)`: one indexed query.
+pub async fn held_by_plate(
+    store: &Store,
+    plate_norm: &str,
+    lot: i64,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<HeldPermit>, AppError> {
+    let rows: Vec<HeldRow> = read!(store, |db| {
+        sqlx::query_as(
+            "SELECT p.id, d.id AS definition_id, d.name, d.time_zone, d.schedule, p.valid_from, p.valid_to \
+             FROM end_user_vehicles v \
+             JOIN end_users u ON u.id = v.end_user_id \
+             JOIN permits p ON p.email = u.email \
+             JOIN permit_allocations a ON a.id = p.allocation_id \
+             JOIN permit_definitions d ON d.id = a.definition_id \
+             JOIN permit_definition_lots dl ON dl.definition_id = d.id \
+             WHERE v.license_norm = $1 AND dl.parking_lot_id = $2 AND p.deleted_at IS NULL \
+               AND p.starts_at < $4 AND p.ends_at > $3 \
+             ORDER BY p.created_at, p.id",
+        )
+        .bind(plate_norm)
+        .bind(lot)
+        .bind(to_micros(from))
+        .bind(to_micros(to))
+        .fetch_all(db)
+        .await?
+    });
+    rows.into_iter()
+        .map(|row| {
+            let definition = DefinitionRow {
+                id: row.definition_id,
+                name: row.name,
+                time_zone: row.time_zone,
+                schedule: row.schedule,
+            }
+            .into_definition(vec![lot])?;
+            Ok(HeldPermit {
+                permit_id: row.id,
+                definition_name: definition.name,
+                days: days(&row.valid_from, &row.valid_to)?,
+                zone: definition.time_zone,
+                schedule: definition.schedule,
+                lots: definition.lots,
+            })
+        })
+        .collect()
+}

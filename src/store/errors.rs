@@ -11,6 +11,11 @@ const UNIQUE_MESSAGES: &[(&str, &str, &str)] = &[
         "a parking lot with this id already exists",
     ),
     (
+        "parking_lots_carpark",
+        "parking_lots.facility_no, parking_lots.carpark_no",
+        "another parking lot has this facilityNo and carparkNo",
+    ),
+    (
         "principals_role_name_key",
         "principals.role, principals.name",
         "a principal with this role and name already exists",

@@ -301,6 +301,7 @@ mod tests {
             name: "Falun centrum".into(),
             zone_code: 123,
             time_zone: TimeZoneName::stockholm(),
+            carpark: None,
         }
     }
 

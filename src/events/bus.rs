@@ -1,0 +1,102 @@
+//! Waking subscribers when events are committed: within one process through a watch channel,
+//! across instances (PostgreSQL) through LISTEN/NOTIFY. Subscribers also poll once a second, so
+//! a lost notification delays an event by at most that.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::store::{Backend, Store};
+
+pub const CHANNEL: &str = "parkhub_events";
+
+#[derive(Clone)]
+pub struct EventBus {
+    latest: Arc<watch::Sender<i64>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl EventBus {
+    pub fn new(shutdown: watch::Receiver<bool>) -> Self {
+        Self {
+            latest: Arc::new(watch::channel(0).0),
+            shutdown,
+        }
+    }
+
+    /// Records that events up to `seq` are committed and wakes this process's subscribers.
+    pub fn published(&self, seq: i64) {
+        self.latest.send_if_modified(|latest| {
+            if seq > *latest {
+                *latest = seq;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.latest.subscribe()
+    }
+
+    /// Becomes true when the service is shutting down.
+    pub fn shutdown(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Resolves once `shutdown` says the service is stopping.
+pub async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone, which happens only when the service stops too.
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// After a commit that wrote events up to `seq`: wake local subscribers, and other instances.
+pub async fn announce(store: &Store, bus: &EventBus, seq: i64) {
+    bus.published(seq);
+    if let Backend::Postgres(pool) = store.backend()
+        && let Err(err) = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(seq.to_string())
+            .execute(pool)
+            .await
+    {
+        tracing::warn!(error = %err, "could not notify other instances; they will poll");
+    }
+}
+
+/// On PostgreSQL, listens for other instances' notifications until shutdown.
+pub fn spawn_listener(store: &Store, bus: EventBus) {
+    let Backend::Postgres(pool) = store.backend() else {
+        return;
+    };
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        let mut shutdown = bus.shutdown();
+        loop {
+            let listener = async {
+                let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                listener.listen(CHANNEL).await?;
+                loop {
+                    let notification = listener.recv().await?;
+                    if let Ok(seq) = notification.payload().parse::<i64>() {
+                        bus.published(seq);
+                    }
+                }
+                #[allow(unreachable_code)]
+                Ok::<(), sqlx::Error>(())
+            };
+            tokio::select! {
+                result = listener => {
+                    if let Err(err) = result {
+                        tracing::warn!(error = %err, "event listener lost its connection; reconnecting");
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                _ = stopping(&mut shutdown) => return,
+            }
+        }
+    });
+}

@@ -1,0 +1,391 @@
+//! `GET /api/TransactionMonitor`: the WebSocket on which providers (their identifiers' events)
+//! and operators (all events) receive TransactionStarted / TransactionCompleted, oldest first,
+//! from their subscription's stored position, then live, with no gap or duplicate at the
+//! hand-over: backlog and live events come from one cursor over the outbox.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use jiff::Timestamp;
+use tokio::sync::{mpsc, oneshot};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{frames, store};
+use crate::app::AppState;
+use crate::http::error::ErrorBody;
+use crate::http::{AppError, FieldErrors, Principal, QueryMap};
+use crate::principals::Role;
+
+/// The subscriber could not keep up; its events stay queued.
+pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+/// The resume point is unknown or older than the retained events.
+pub const CLOSE_RESUME_POINT_GONE: u16 = 4410;
+const BATCH: i64 = 500;
+const POLL: Duration = Duration::from_secs(1);
+const PERSIST: Duration = Duration::from_millis(250);
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(transaction_monitor))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AckMode {
+    /// Delivered once written to the open socket (the vendor's behaviour).
+    Auto,
+    /// Delivered once the client sends `{"Ack":"<EventID>"}` (cumulative).
+    Explicit,
+}
+
+#[derive(Debug, Clone)]
+enum Start {
+    Subscription,
+    After(String),
+    Oldest,
+    Latest,
+}
+
+struct Params {
+    ack: AckMode,
+    subscription: String,
+    start: Start,
+}
+
+fn params(query: &QueryMap) -> Result<Params, AppError> {
+    let mut errors = FieldErrors::new();
+    let ack = match query.get("ack") {
+        None | Some("auto") => AckMode::Auto,
+        Some("explicit") => AckMode::Explicit,
+        Some(_) => {
+            errors.add("ack", "must be auto or explicit");
+            AckMode::Auto
+        }
+    };
+    let subscription = query.get("subscription").unwrap_or("default").to_owned();
+    if subscription.is_empty()
+        || subscription.len() > 64
+        || !subscription
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        errors.add(
+            "subscription",
+            "must be 1 to 64 letters, digits, '-', '_' or '.'",
+        );
+    }
+    let start = match query.get("after") {
+        None => Start::Subscription,
+        Some("oldest") => Start::Oldest,
+        Some("latest") => Start::Latest,
+        Some(id) if !id.is_empty() && id.len() <= 100 => Start::After(id.to_owned()),
+        Some(_) => {
+            errors.add("after", "must be an EventID, 'oldest' or 'latest'");
+            Start::Subscription
+        }
+    };
+    errors.into_result()?;
+    Ok(Params {
+        ack,
+        subscription,
+        start,
+    })
+}
+
+/// Subscribe to transaction events (WebSocket upgrade).
+///
+/// Frames: TransactionStarted, TransactionCompleted (the seed's fields plus `EventType`),
+/// `{"Heartbeat":"..."}` every 30 s, and `{"Error":"...","Message":"..."}` before a close
+/// with code 4410 (resume point unknown or expired) or 4008 (too slow; events stay queued).
+/// With `ack=explicit`, send `{"Ack":"<EventID>"}` (cumulative).
+#[utoipa::path(get, path = "/api/TransactionMonitor", tag = "events",
+    params(
+        ("ack" = Option<String>, Query, description = "`auto` (default): delivered once written; `explicit`: once acknowledged"),
+        ("subscription" = Option<String>, Query, description = "the consumer's name (default `default`); each keeps its own position"),
+        ("after" = Option<String>, Query, description = "replay from just after this EventID; or `oldest` / `latest`"),
+    ),
+    responses(
+        (status = 101, description = "switching to the WebSocket protocol"),
+        (status = 401, description = "missing, malformed, unknown or revoked token", body = ErrorBody),
+        (status = 403, description = "not a provider or operator", body = ErrorBody),
+        (status = 422, description = "invalid query parameter", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+async fn transaction_monitor(
+    State(state): State<AppState>,
+    who: Principal,
+    query: QueryMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, AppError> {
+    who.require(&[Role::Provider, Role::Operator])?;
+    let params = params(&query)?;
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        if let Err(err) = run(socket, state, who, params).await {
+            tracing::warn!(error = %err, "TransactionMonitor socket ended with an error");
+        }
+    }))
+}
+
+enum Outgoing {
+    Frame { text: String, seq: Option<i64> },
+    Close { code: u16, reason: &'static str },
+}
+
+/// Owns the socket's sending half: writes frames, records the last event written, closes.
+async fn writer(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut frames: mpsc::Receiver<Outgoing>,
+    written: Arc<AtomicI64>,
+    mut abort: oneshot::Receiver<(u16, &'static str)>,
+) {
+    loop {
+        let next = tokio::select! {
+            next = frames.recv() => next,
+            close = &mut abort => {
+                if let Ok((code, reason)) = close {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), close_frame(&mut sink, code, reason)).await;
+                }
+                return;
+            }
+        };
+        match next {
+            Some(Outgoing::Frame { text, seq }) => {
+                let sent = tokio::select! {
+                    sent = sink.send(Message::Text(Utf8Bytes::from(text))) => sent,
+                    close = &mut abort => {
+                        if let Ok((code, reason)) = close {
+                            let _ = tokio::time::timeout(Duration::from_secs(1), close_frame(&mut sink, code, reason)).await;
+                        }
+                        return;
+                    }
+                };
+                if sent.is_err() {
+                    return;
+                }
+                if let Some(seq) = seq {
+                    written.fetch_max(seq, Ordering::SeqCst);
+                }
+            }
+            Some(Outgoing::Close { code, reason }) => {
+                let _ = close_frame(&mut sink, code, reason).await;
+                return;
+            }
+            None => return,
+        }
+    }
+}
+
+async fn close_frame(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    code: u16,
+    reason: &'static str,
+) -> Result<(), axum::Error> {
+    sink.send(Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    })))
+    .await
+}
+
+struct Connection {
+    frames: mpsc::Sender<Outgoing>,
+    abort: Option<oneshot::Sender<(u16, &'static str)>>,
+    send_timeout: Duration,
+}
+
+enum Sent {
+    Ok,
+    /// The writer is gone (the socket closed).
+    Gone,
+}
+
+impl Connection {
+    /// Queues a frame; a subscriber whose buffer stays full for the send timeout is cut off.
+    async fn send(&mut self, text: String, seq: Option<i64>) -> Sent {
+        match tokio::time::timeout(
+            self.send_timeout,
+            self.frames.send(Outgoing::Frame { text, seq }),
+        )
+        .await
+        {
+            Ok(Ok(())) => Sent::Ok,
+            Ok(Err(_)) => Sent::Gone,
+            Err(_) => {
+                tracing::info!("TransactionMonitor subscriber too slow; disconnecting");
+                if let Some(abort) = self.abort.take() {
+                    let _ = abort.send((CLOSE_SLOW_CONSUMER, "slow consumer: events stay queued"));
+                }
+                Sent::Gone
+            }
+        }
+    }
+
+    async fn close(&mut self, code: u16, reason: &'static str) {
+        let _ = self.frames.send(Outgoing::Close { code, reason }).await;
+    }
+
+    async fn refuse(&mut self, error: &str, message: &str, code: u16, reason: &'static str) {
+        if let Sent::Ok = self.send(frames::error(error, message), None).await {
+            self.close(code, reason).await;
+        }
+    }
+}
+
+async fn run(
+    socket: WebSocket,
+    state: AppState,
+    who: Principal,
+    params: Params,
+) -> Result<(), AppError> {
+    let config = state.config.clone();
+    let provider = (who.role == Role::Provider).then_some(who.id);
+    let (sink, mut stream) = socket.split();
+    let (frames_tx, frames_rx) = mpsc::channel(config.socket_buffer.max(1));
+    let (abort_tx, abort_rx) = oneshot::channel();
+    let written = Arc::new(AtomicI64::new(0));
+    let writer = tokio::spawn(writer(sink, frames_rx, written.clone(), abort_rx));
+    let mut conn = Connection {
+        frames: frames_tx,
+        abort: Some(abort_tx),
+        send_timeout: config.slow_consumer_timeout,
+    };
+
+    // Where to start: the subscription's stored position, or what the client asked for.
+    let pruned = store::pruned_through(&state.store).await?;
+    let (stored, new) =
+        store::subscription(&state.store, who.id, &params.subscription, pruned).await?;
+    let mut cursor = match &params.start {
+        Start::Subscription => stored,
+        Start::Oldest => pruned,
+        Start::Latest => store::latest(&state.store).await?,
+        Start::After(event_id) => match store::seq_of(&state.store, event_id, provider).await? {
+            Some(seq) => seq,
+            None => {
+                conn.refuse(
+                    "resume_point_unknown",
+                    &format!("no event {event_id} is retained for you: it never existed or is older than the retention period; reconnect with after=oldest to accept the gap"),
+                    CLOSE_RESUME_POINT_GONE,
+                    "resume point unknown",
+                )
+                .await;
+                return finish(writer, conn).await;
+            }
+        },
+    };
+    if cursor < pruned && !new {
+        conn.refuse(
+            "resume_point_expired",
+            "events after your position were removed by retention; reconnect with after=oldest to accept the gap",
+            CLOSE_RESUME_POINT_GONE,
+            "resume point expired",
+        )
+        .await;
+        return finish(writer, conn).await;
+    }
+    if !matches!(params.start, Start::Subscription) {
+        store::reset_position(&state.store, who.id, &params.subscription, cursor).await?;
+    }
+    written.store(cursor, Ordering::SeqCst);
+    let mut saved = cursor;
+    let mut acked = cursor;
+
+    let mut latest = state.events.subscribe();
+    let mut shutdown = state.events.shutdown();
+    let mut heartbeat = tokio::time::interval_at(
+        tokio::time::Instant::now() + config.heartbeat_interval,
+        config.heartbeat_interval,
+    );
+    let mut poll = tokio::time::interval(POLL);
+    let mut persist = tokio::time::interval(PERSIST);
+
+    'serve: loop {
+        let batch = store::fetch_after(&state.store, cursor, provider, BATCH).await?;
+        let full = batch.len() as i64 == BATCH;
+        for event in batch {
+            match conn.send(event.payload, Some(event.seq)).await {
+                Sent::Ok => cursor = event.seq,
+                Sent::Gone => break 'serve,
+            }
+        }
+        if full {
+            continue;
+        }
+        tokio::select! {
+            _ = latest.changed() => {}
+            _ = poll.tick() => {}
+            _ = heartbeat.tick() => {
+                if let Sent::Gone = conn.send(frames::heartbeat(Timestamp::now()), None).await {
+                    break 'serve;
+                }
+            }
+            _ = persist.tick() => {
+                if params.ack == AckMode::Auto {
+                    let done = written.load(Ordering::SeqCst);
+                    if done > saved {
+                        store::save_position(&state.store, who.id, &params.subscription, done).await?;
+                        saved = done;
+                    }
+                }
+            }
+            message = stream.next() => match message {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break 'serve,
+                Some(Ok(Message::Text(text))) => {
+                    match ack_of(&text) {
+                        Some(event_id) if params.ack == AckMode::Explicit => {
+                            match store::seq_of(&state.store, &event_id, provider).await? {
+                                Some(seq) if seq <= cursor => {
+                                    if seq > acked {
+                                        store::save_position(&state.store, who.id, &params.subscription, seq).await?;
+                                        acked = seq;
+                                    }
+                                }
+                                _ => {
+                                    let message = format!("{event_id} is not an event sent to you on this connection");
+                                    if let Sent::Gone = conn.send(frames::error("unknown_ack", &message), None).await {
+                                        break 'serve;
+                                    }
+                                }
+                            }
+                        }
+                        _ => {
+                            let message = "only {\"Ack\":\"<EventID>\"} frames are understood, with ack=explicit";
+                            if let Sent::Gone = conn.send(frames::error("unexpected_frame", message), None).await {
+                                break 'serve;
+                            }
+                        }
+                    }
+                }
+                Some(Ok(_)) => {}
+            },
+            _ = super::bus::stopping(&mut shutdown) => {
+                conn.close(1001, "server shutting down").await;
+                break 'serve;
+            }
+        }
+    }
+    if params.ack == AckMode::Auto {
+        drop(conn);
+        let _ = writer.await;
+        let done = written.load(Ordering::SeqCst);
+        if done > saved {
+            store::save_position(&state.store, who.id, &params.subscription, done).await?;
+        }
+        return Ok(());
+    }
+    finish(writer, conn).await
+}
+
+async fn finish(writer: tokio::task::JoinHandle<()>, conn: Connection) -> Result<(), AppError> {
+    drop(conn);
+    let _ = writer.await;
+    Ok(())
+}
+
+fn ack_of(text: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    value.get("Ack")?.as_str().map(str::to_owned)
+}
