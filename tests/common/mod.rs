@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use parkhub::ServeConfig;
 use parkhub::principals::{Role, store as principals};
 use parkhub::store::{Store, StoreOptions};
 use reqwest::{Method, StatusCode};
@@ -121,7 +122,27 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// A server on a fresh database, with some configuration changed.
+    pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut ServeConfig)) -> Self {
         let (database_url, dir) = fresh_database(backend).await;
+        let mut server = Self::start_on(&database_url, configure).await;
+        server.backend = backend;
+        server._dir = dir;
+        server
+    }
+
+    /// Another instance on an existing database (its operator token is new).
+    pub async fn start_on(database_url: &str, configure: impl FnOnce(&mut ServeConfig)) -> Self {
+        let database_url = database_url.to_owned();
+        let backend = if database_url.starts_with("sqlite") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let dir = None;
         let store = Store::open(&database_url, &StoreOptions::default())
             .await
             .expect("open the test database");
@@ -136,7 +157,8 @@ impl TestServer {
             .expect("bind a free port");
         let base = format!("http://{}", listener.local_addr().expect("local address"));
         let (tx, rx) = oneshot::channel::<()>();
-        let config = parkhub::ServeConfig::new(database_url.clone());
+        let mut config = ServeConfig::new(database_url.clone());
+        configure(&mut config);
         let task = tokio::spawn(parkhub::serve_with_store(
             store.clone(),
             config,
@@ -243,6 +265,43 @@ impl TestServer {
             created["id"].as_i64().expect("an id"),
             created["token"].as_str().expect("a token").to_owned(),
         )
+    }
+
+    /// A lot that is a barrier car park, with a default rate of 20.00 SEK a started hour after
+    /// 15 free minutes; returns nothing, panics on failure.
+    pub async fn carpark(&self, id: i64, facility_no: i64, carpark_no: i64, capacity: i64) {
+        let (status, body) = self
+            .post(
+                "/api/v1/admin/parking-lots",
+                &self.operator,
+                &json!({"id": id, "name": format!("Car park {id}"), "zoneCode": id, "timeZone": "Europe/Stockholm",
+                        "facilityNo": facility_no, "carparkNo": carpark_no, "capacity": capacity}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = self
+            .call(
+                Method::PUT,
+                &format!("/api/v1/admin/parking-lots/{id}/rates/1"),
+                Some(&self.operator),
+                Some(&json!({"name": "Standard", "currencyCode": "SEK", "freeMinutes": 15, "periodMinutes": 60,
+                             "pricePerPeriod": 2000, "default": true})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    /// Equipment for some lots; returns its token.
+    pub async fn equipment(&self, name: &str, lots: &[i64]) -> String {
+        let (status, body) = self
+            .post(
+                "/api/v1/admin/equipment",
+                &self.operator,
+                &json!({"name": name, "parkingLotIds": lots}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["token"].as_str().expect("a token").to_owned()
     }
 
     /// A token of `role` made straight in the database (for roles without an admin endpoint yet).
