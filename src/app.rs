@@ -166,7 +166,7 @@ pub async fn serve_with_store(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let events = EventBus::new(stop_rx);
+    let (events, mut sockets_done) = EventBus::new(stop_rx);
     crate::events::bus::spawn_listener(&store, events.clone());
     crate::events::spawn_retention(
         store.clone(),
@@ -190,6 +190,14 @@ pub async fn serve_with_store(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
+    // Upgraded sockets outlive their HTTP connections: let them say goodbye before the
+    // database goes away.
+    if tokio::time::timeout(Duration::from_secs(10), sockets_done.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some sockets did not close within 10 s");
+    }
     store.close().await;
     tracing::info!("parkhub stopped");
     Ok(())

@@ -20,6 +20,7 @@ backend_tests!(
     token_commands_create_list_and_revoke,
     sigterm_stops_gracefully,
     kill_9_loses_nothing_that_was_acknowledged,
+    an_event_survives_kill_9_before_its_subscriber_connects,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_parkhub");
@@ -465,4 +466,107 @@ async fn kill_9_loses_nothing_that_was_acknowledged(backend: Backend) {
             .unwrap();
         assert_eq!(check, "ok");
     }
+}
+
+async fn an_event_survives_kill_9_before_its_subscriber_connects(backend: Backend) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let (url, _dir) = fresh_database(backend).await;
+    let operator = create_token(&url, "operator", "ops");
+    let service = Service::start(&url, &[]).await;
+    let client = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, token: &str, body: Value| {
+        client
+            .request(method, format!("{}{path}", service.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let lot = json!({"id": 12, "name": "P-hus", "zoneCode": 123, "facilityNo": 1, "carparkNo": 2, "capacity": 10});
+    assert_eq!(
+        call(
+            reqwest::Method::POST,
+            "/api/v1/admin/parking-lots",
+            &operator,
+            lot
+        )
+        .await
+        .unwrap()
+        .status(),
+        StatusCode::CREATED
+    );
+    let equipment: Value = call(
+        reqwest::Method::POST,
+        "/api/v1/admin/equipment",
+        &operator,
+        json!({"name": "gate", "parkingLotIds": [12]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let provider: Value = call(
+        reqwest::Method::POST,
+        "/api/v1/admin/providers",
+        &operator,
+        json!({"name": "easypark"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let provider = provider["token"].as_str().unwrap().to_owned();
+    let identifier = json!({"ticketNo": "ABC123", "ticketType": 4});
+    assert_eq!(
+        call(
+            reqwest::Method::PUT,
+            "/api/v1/identifiers",
+            &provider,
+            identifier
+        )
+        .await
+        .unwrap()
+        .status(),
+        StatusCode::CREATED
+    );
+    let entry: Value = call(
+        reqwest::Method::POST,
+        "/api/v1/carparks/entries",
+        equipment["token"].as_str().unwrap(),
+        json!({"facilityNo": 1, "carparkNo": 2, "ticketNo": "ABC123", "ticketType": 4}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let event_id = entry["eventId"].as_str().expect("an event id").to_owned();
+    // the 2xx came back: now the service dies before anyone subscribed
+    service.kill_9().await;
+    let restarted = Service::start(&url, &[]).await;
+    let ws = format!(
+        "{}/api/TransactionMonitor",
+        restarted.base.replacen("http", "ws", 1)
+    );
+    let mut request = ws.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {provider}").parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgrade");
+    let frame = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("a frame")
+        .unwrap()
+        .unwrap();
+    let frame: Value = serde_json::from_str(frame.to_text().unwrap()).unwrap();
+    assert_eq!(frame["EventType"], "TransactionStarted");
+    assert_eq!(frame["EventID"], event_id.as_str());
+    drop(socket);
+    assert!(restarted.sigterm().await.success());
 }

@@ -15,14 +15,27 @@ pub const CHANNEL: &str = "parkhub_events";
 pub struct EventBus {
     latest: Arc<watch::Sender<i64>>,
     shutdown: watch::Receiver<bool>,
+    /// Every open socket holds a clone; when all are gone, the sockets are done.
+    sockets: tokio::sync::mpsc::Sender<()>,
 }
 
+/// Held by an open socket for its lifetime.
+pub struct SocketGuard(#[allow(dead_code)] tokio::sync::mpsc::Sender<()>);
+
 impl EventBus {
-    pub fn new(shutdown: watch::Receiver<bool>) -> Self {
-        Self {
+    /// The bus, and what resolves (returns `None`) once the bus and every socket are gone.
+    pub fn new(shutdown: watch::Receiver<bool>) -> (Self, tokio::sync::mpsc::Receiver<()>) {
+        let (sockets, done) = tokio::sync::mpsc::channel(1);
+        let bus = Self {
             latest: Arc::new(watch::channel(0).0),
             shutdown,
-        }
+            sockets,
+        };
+        (bus, done)
+    }
+
+    pub fn socket_guard(&self) -> SocketGuard {
+        SocketGuard(self.sockets.clone())
     }
 
     /// Records that events up to `seq` are committed and wakes this process's subscribers.

@@ -29,6 +29,8 @@ pub const CLOSE_RESUME_POINT_GONE: u16 = 4410;
 const BATCH: i64 = 500;
 const POLL: Duration = Duration::from_secs(1);
 const PERSIST: Duration = Duration::from_millis(250);
+/// A single frame that cannot be written for this long ends the connection.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(transaction_monitor))
@@ -136,46 +138,60 @@ enum Outgoing {
 }
 
 /// Owns the socket's sending half: writes frames, records the last event written, closes.
+/// A requested abort (slow consumer) skips whatever is still queued: once the frame being
+/// written is through, the close frame goes next.
 async fn writer(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut frames: mpsc::Receiver<Outgoing>,
     written: Arc<AtomicI64>,
-    mut abort: oneshot::Receiver<(u16, &'static str)>,
+    abort: oneshot::Receiver<(u16, &'static str)>,
 ) {
+    let mut abort = Some(abort);
     loop {
-        let next = tokio::select! {
-            next = frames.recv() => next,
-            close = &mut abort => {
-                if let Ok((code, reason)) = close {
-                    let _ = tokio::time::timeout(Duration::from_secs(1), close_frame(&mut sink, code, reason)).await;
-                }
-                return;
-            }
+        let outgoing = tokio::select! {
+            biased;
+            Some((code, reason)) = aborted(&mut abort) => Outgoing::Close { code, reason },
+            next = frames.recv() => match next {
+                Some(outgoing) => outgoing,
+                None => return,
+            },
         };
-        match next {
-            Some(Outgoing::Frame { text, seq }) => {
-                let sent = tokio::select! {
-                    sent = sink.send(Message::Text(Utf8Bytes::from(text))) => sent,
-                    close = &mut abort => {
-                        if let Ok((code, reason)) = close {
-                            let _ = tokio::time::timeout(Duration::from_secs(1), close_frame(&mut sink, code, reason)).await;
-                        }
-                        return;
-                    }
-                };
-                if sent.is_err() {
+        match outgoing {
+            Outgoing::Frame { text, seq } => {
+                let sent = tokio::time::timeout(
+                    WRITE_TIMEOUT,
+                    sink.send(Message::Text(Utf8Bytes::from(text))),
+                )
+                .await;
+                if !matches!(sent, Ok(Ok(()))) {
                     return;
                 }
                 if let Some(seq) = seq {
                     written.fetch_max(seq, Ordering::SeqCst);
                 }
             }
-            Some(Outgoing::Close { code, reason }) => {
-                let _ = close_frame(&mut sink, code, reason).await;
+            Outgoing::Close { code, reason } => {
+                let _ =
+                    tokio::time::timeout(WRITE_TIMEOUT, close_frame(&mut sink, code, reason)).await;
                 return;
             }
-            None => return,
         }
+    }
+}
+
+/// Resolves with the abort request; never resolves once the requester is gone without one.
+async fn aborted(
+    abort: &mut Option<oneshot::Receiver<(u16, &'static str)>>,
+) -> Option<(u16, &'static str)> {
+    match abort {
+        Some(receiver) => match receiver.await {
+            Ok(request) => Some(request),
+            Err(_) => {
+                *abort = None;
+                None
+            }
+        },
+        None => std::future::pending().await,
     }
 }
 

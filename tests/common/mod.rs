@@ -340,3 +340,36 @@ pub fn assert_invalid(status: StatusCode, body: &Value, field: &str) {
         "422 does not name {field}: {body}"
     );
 }
+
+/// Writes `count` events for `provider` straight into the outbox, as the service would (for
+/// tests that need more events than HTTP makes quickly).
+pub async fn insert_events(server: &TestServer, provider: i64, payload: &str, count: i64) {
+    use parkhub::store::Backend as Db;
+    let now = jiff::Timestamp::now().as_microsecond();
+    macro_rules! insert {
+        ($pool:expr) => {{
+            let mut tx = $pool.begin().await.unwrap();
+            let last: i64 = sqlx::query_scalar("UPDATE event_sequence SET last = last + $1 WHERE id = 1 RETURNING last")
+                .bind(count)
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+            for seq in last - count + 1..=last {
+                sqlx::query("INSERT INTO events (seq, event_id, provider_id, payload, created_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(seq)
+                    .bind(format!("bulk-{seq}"))
+                    .bind(provider)
+                    .bind(payload)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+        }};
+    }
+    match server.store.backend() {
+        Db::Sqlite(db) => insert!(db.writer),
+        Db::Postgres(pool) => insert!(pool),
+    }
+}
