@@ -29,6 +29,26 @@ pub enum Command {
     /// Create, list or revoke bearer tokens directly in the database.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Subscribe to the TransactionMonitor WebSocket and print each frame as a line.
+    Monitor(MonitorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// The service's address.
+    #[arg(long, env = "PARKHUB_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// A provider's (its events) or the operator's (all events) token.
+    #[arg(long, env = "PARKHUB_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// `explicit`: acknowledge each event after printing it.
+    #[arg(long, default_value = "auto")]
+    pub ack: String,
+    #[arg(long, default_value = "default")]
+    pub subscription: String,
+    /// Replay from just after this EventID (or `oldest` / `latest`).
+    #[arg(long)]
+    pub after: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -59,6 +79,12 @@ pub struct ServeArgs {
     /// Most database connections held at once.
     #[arg(long, env = "PARKHUB_MAX_CONNECTIONS", default_value_t = 16)]
     pub max_connections: u32,
+    /// Seconds between Heartbeat frames on TransactionMonitor sockets.
+    #[arg(long, env = "PARKHUB_HEARTBEAT_INTERVAL", default_value_t = 30)]
+    pub heartbeat_interval: u64,
+    /// Days events are kept for subscribers that are away.
+    #[arg(long, env = "PARKHUB_EVENT_RETENTION_DAYS", default_value_t = 30)]
+    pub event_retention_days: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,12 +116,58 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Token(command) => token(command).await,
+        Command::Monitor(args) => monitor(args).await,
     }
+}
+
+async fn monitor(args: MonitorArgs) -> anyhow::Result<()> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let base = args.url.trim_end_matches('/').replacen("http", "ws", 1);
+    let mut url = format!(
+        "{base}/api/TransactionMonitor?ack={}&subscription={}",
+        args.ack, args.subscription
+    );
+    if let Some(after) = &args.after {
+        url.push_str(&format!("&after={after}"));
+    }
+    let mut request = url.as_str().into_client_request()?;
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {}", args.token).parse()?);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .with_context(|| format!("could not subscribe at {url}"))?;
+    eprintln!("subscribed to {base}/api/TransactionMonitor; waiting for events (Ctrl-C stops)");
+    while let Some(message) = socket.next().await {
+        match message? {
+            Message::Text(text) => {
+                println!("{text}");
+                if args.ack == "explicit"
+                    && let Ok(frame) = serde_json::from_str::<serde_json::Value>(&text)
+                    && let Some(id) = frame.get("EventID").and_then(|v| v.as_str())
+                {
+                    let ack = serde_json::json!({ "Ack": id }).to_string();
+                    socket.send(Message::Text(ack.into())).await?;
+                }
+            }
+            Message::Close(frame) => {
+                eprintln!("closed by the server: {frame:?}");
+                break;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = ServeConfig::new(args.database.url);
     config.request_timeout = Duration::from_secs(args.request_timeout.max(1));
+    config.heartbeat_interval = Duration::from_secs(args.heartbeat_interval.max(1));
+    config.event_retention = Duration::from_secs(args.event_retention_days.max(1) * 24 * 3600);
     config.store = StoreOptions {
         max_connections: args.max_connections.max(1),
         ..StoreOptions::default()
@@ -113,7 +185,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     print!(
         "{}",
-        setup::welcome_text(addr, operator_token.as_deref(), demo_token.as_deref())
+        setup::welcome_text(addr, operator_token.as_deref(), demo_token.as_ref())
     );
     serve_with_store(store, config, listener, shutdown_signal()).await
 }

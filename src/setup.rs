@@ -22,16 +22,27 @@ pub async fn ensure_operator_token(store: &Store) -> Result<Option<String>, AppE
     Ok(Some(secret))
 }
 
-/// Creates lot 12 (zone 123, Europe/Stockholm) and the demo provider if missing, and returns a
-/// fresh token for the provider.
-pub async fn demo(store: &Store) -> Result<String, AppError> {
+/// Tokens the demo prints.
+pub struct DemoTokens {
+    pub provider: String,
+    pub equipment: String,
+}
+
+/// Creates, if missing, lot 12 (zone 123, Europe/Stockholm; a barrier car park known to its
+/// equipment as facility 1, car park 2, with a default rate), the demo provider and the demo
+/// gate, and returns fresh tokens for both.
+pub async fn demo(store: &Store) -> Result<DemoTokens, AppError> {
     if lots::store::get(store, DEMO_LOT_ID).await?.is_none() {
         let lot = Lot {
             id: DEMO_LOT_ID,
             name: "Falun centrum".into(),
             zone_code: 123,
             time_zone: TimeZoneName::stockholm(),
-            carpark: None,
+            carpark: Some(lots::Carpark {
+                facility_no: 1,
+                carpark_no: 2,
+                capacity: Some(100),
+            }),
         };
         match lots::store::insert(store, &lot).await {
             // Another instance created it meanwhile: fine.
@@ -39,10 +50,35 @@ pub async fn demo(store: &Store) -> Result<String, AppError> {
             Err(err) => return Err(err),
         }
     }
+    if crate::carparks::rates::list(store, DEMO_LOT_ID)
+        .await?
+        .is_empty()
+    {
+        let rate = crate::carparks::rates::RateInput {
+            name: Some("Standard".into()),
+            currency_code: Some("SEK".into()),
+            free_minutes: Some(15),
+            period_minutes: Some(60),
+            price_per_period: Some(2000),
+            max_per_day: Some(15000),
+            is_default: Some(true),
+            ..Default::default()
+        }
+        .into_rate(1)
+        .map_err(AppError::Validation)?;
+        crate::carparks::rates::upsert(store, DEMO_LOT_ID, &rate).await?;
+    }
     let provider = principals::find_or_create(store, Role::Provider, DEMO_PROVIDER).await?;
-    let (_, secret) = principals::issue_token(store, provider.id).await?;
-    Ok(secret)
+    let (_, provider) = principals::issue_token(store, provider.id).await?;
+    let gate = principals::find_or_create(store, Role::Equipment, DEMO_GATE).await?;
+    let (_, equipment) = principals::issue_token(store, gate.id).await?;
+    Ok(DemoTokens {
+        provider,
+        equipment,
+    })
 }
+
+pub const DEMO_GATE: &str = "demo-gate";
 
 /// The address a curl on this machine reaches the service at.
 pub fn base_url(addr: SocketAddr) -> String {
@@ -60,8 +96,9 @@ pub fn base_url(addr: SocketAddr) -> String {
 pub fn welcome_text(
     addr: SocketAddr,
     operator_token: Option<&str>,
-    demo_provider_token: Option<&str>,
+    demo: Option<&DemoTokens>,
 ) -> String {
+    let demo_provider_token = demo.map(|d| d.provider.as_str());
     let base = base_url(addr);
     let mut out = format!("parkhub is listening on {base}\n");
     if let Some(token) = operator_token {
@@ -96,6 +133,20 @@ pub fn welcome_text(
              curl -s '{base}/api/v1/actions/tickets' -H 'Authorization: Bearer {token}' -H 'Accept: application/json'\n"
         ));
     }
+    if let Some(demo) = demo {
+        let (provider, gate) = (&demo.provider, &demo.equipment);
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "parkhub".into());
+        out.push_str(&format!(
+            "\nLot 12 is also a barrier car park (facility 1, car park 2). Gate token: {gate}\n\
+             Register a plate, watch its events, and drive in and out:\n\
+             curl -s -X PUT '{base}/api/v1/identifiers' -H 'Authorization: Bearer {provider}' -H 'Content-Type: application/json' -d '{{\"ticketNo\":\"ABC123\",\"ticketType\":4}}'\n\
+             {exe} monitor --url {base} --token {provider}\n\
+             curl -s -X POST '{base}/api/v1/carparks/entries' -H 'Authorization: Bearer {gate}' -H 'Content-Type: application/json' -d '{{\"facilityNo\":1,\"carparkNo\":2,\"ticketNo\":\"ABC123\",\"ticketType\":4}}'\n\
+             curl -s -X POST '{base}/api/v1/carparks/exits' -H 'Authorization: Bearer {gate}' -H 'Content-Type: application/json' -d '{{\"facilityNo\":1,\"carparkNo\":2,\"ticketNo\":\"ABC123\",\"ticketType\":4}}'\n"
+        ));
+    }
     out
 }
 
@@ -121,7 +172,12 @@ mod tests {
         let addr = "127.0.0.1:8080".parse().unwrap();
         let quiet = welcome_text(addr, None, None);
         assert!(!quiet.contains("Bearer"));
-        let loud = welcome_text(addr, Some("phk_op"), Some("phk_prov"));
+        let demo = DemoTokens {
+            provider: "phk_prov".into(),
+            equipment: "phk_gate".into(),
+        };
+        let loud = welcome_text(addr, Some("phk_op"), Some(&demo));
+        assert!(loud.contains("-H 'Authorization: Bearer phk_gate'"));
         assert!(loud.contains("-H 'Authorization: Bearer phk_op'"));
         assert!(loud.contains("-H 'Authorization: Bearer phk_prov'"));
         assert!(loud.contains("http://127.0.0.1:8080/api/v1/actions/tickets"));

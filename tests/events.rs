@@ -294,18 +294,48 @@ async fn events_wait_for_an_offline_provider_then_come_live_without_gap(backend:
 
 async fn explicit_acks_and_reconnects_lose_nothing_and_repeat_nothing(backend: Backend) {
     let p = park(backend, |_| {}).await;
-    let expected = p.stays(0, 15).await;
+    let mut expected = p.stays(0, 5).await;
+    // events keep arriving while the subscriber reconnects again and again
+    let writer = {
+        let entries = p.server.url("/api/v1/carparks/entries");
+        let exits = p.server.url("/api/v1/carparks/exits");
+        let token = p.equipment.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut ids = Vec::new();
+            for i in 5..20usize {
+                for (url, minute) in [(&entries, "00"), (&exits, "50")] {
+                    let body = json!({"facilityNo": 1, "carparkNo": 2, "ticketNo": "ABC123", "ticketType": 4,
+                                      "time": format!("2025-03-{:02}T{:02}:{minute}:00Z", 1 + i / 12, (i % 12) * 2)});
+                    let answer: Value = client
+                        .post(url)
+                        .bearer_auth(&token)
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    ids.push(answer["eventId"].as_str().unwrap().to_owned());
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            ids
+        })
+    };
+    let total = expected.len() + 30;
     let mut received: Vec<String> = Vec::new();
     // read a few at a time, acknowledging each, then drop the connection; repeat
     for round in 0.. {
-        if received.len() == expected.len() {
+        if received.len() == total {
             break;
         }
-        assert!(round < 30, "too many rounds");
+        assert!(round < 60, "too many rounds");
         let mut socket =
             connect(&p.server, &p.provider, "?ack=explicit&subscription=billing").await;
         for _ in 0..7 {
-            if received.len() == expected.len() {
+            if received.len() == total {
                 break;
             }
             let id = next_event(&mut socket).await["EventID"]
@@ -321,6 +351,7 @@ async fn explicit_acks_and_reconnects_lose_nothing_and_repeat_nothing(backend: B
         socket.close(None).await.unwrap();
         let _ = close_code(&mut socket).await;
     }
+    expected.extend(writer.await.unwrap());
     assert_eq!(received, expected);
     // unacknowledged events come again on the next connection
     let more = p.stays(15, 2).await;

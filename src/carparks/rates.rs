@@ -246,7 +246,7 @@ pub async fn list(store: &Store, lot_id: i64) -> Result<Vec<Rate>, AppError> {
 }
 
 /// Stores a rate; a rate marked default takes that from the others. True when it is new.
-async fn upsert(store: &Store, lot_id: i64, rate: &Rate) -> Result<bool, AppError> {
+pub async fn upsert(store: &Store, lot_id: i64, rate: &Rate) -> Result<bool, AppError> {
     let bands = serde_json::to_string(&rate.bands.iter().map(band_spec).collect::<Vec<_>>())
         .map_err(AppError::internal)?;
     let now = to_micros(Timestamp::now());
