@@ -42,6 +42,10 @@ pub struct ServeConfig {
     pub slow_consumer_timeout: Duration,
     /// Frames buffered per socket.
     pub socket_buffer: usize,
+    /// Plates in check records, tickets and stays older than this are pseudonymised.
+    pub plate_retention: Duration,
+    /// How often that is done.
+    pub privacy_interval: Duration,
 }
 
 impl ServeConfig {
@@ -55,6 +59,8 @@ impl ServeConfig {
             retention_interval: Duration::from_secs(3600),
             slow_consumer_timeout: Duration::from_secs(10),
             socket_buffer: 256,
+            plate_retention: Duration::from_secs(90 * 24 * 3600),
+            privacy_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -82,6 +88,7 @@ pub struct AppState {
         (name = "permits-admin", description = "Operator set-up of tenants, permit definitions, allocations, end users"),
         (name = "carparks", description = "Barrier car parks: rates, equipment, identifiers, entries and exits"),
         (name = "events", description = "The TransactionMonitor WebSocket"),
+        (name = "rights", description = "Parking rights for enforcement, and the check log"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -98,6 +105,7 @@ pub fn router(state: AppState) -> (Router, OpenApi) {
         .merge(crate::permits::routes())
         .merge(crate::carparks::routes())
         .merge(crate::events::socket::routes())
+        .merge(crate::rights::routes())
         .split_for_parts();
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
@@ -173,6 +181,12 @@ pub async fn serve_with_store(
         events.clone(),
         config.event_retention,
         config.retention_interval,
+    );
+    crate::rights::privacy::spawn(
+        store.clone(),
+        events.clone(),
+        config.plate_retention,
+        config.privacy_interval,
     );
     let state = AppState {
         store: store.clone(),

@@ -14,6 +14,7 @@ pub mod lots;
 pub mod ops;
 pub mod permits;
 pub mod principals;
+pub mod rights;
 pub mod setup;
 pub mod store;
 pub mod tickets;

@@ -43,6 +43,7 @@ pub async fn demo(store: &Store) -> Result<DemoTokens, AppError> {
                 carpark_no: 2,
                 capacity: Some(100),
             }),
+            grace_minutes: lots::DEFAULT_GRACE_MINUTES,
         };
         match lots::store::insert(store, &lot).await {
             // Another instance created it meanwhile: fine.

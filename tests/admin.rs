@@ -26,7 +26,7 @@ async fn lots_are_created_listed_and_fetched(backend: Backend) {
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(
         lot,
-        json!({"id": 12, "name": "Falun centrum", "zoneCode": 123, "timeZone": "Europe/Stockholm"})
+        json!({"id": 12, "name": "Falun centrum", "zoneCode": 123, "timeZone": "Europe/Stockholm", "graceMinutes": 5})
     );
     let (status, other) = server
         .post(
@@ -132,7 +132,7 @@ async fn lots_are_updated_and_the_new_zone_renders_tickets(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         lot,
-        json!({"id": 12, "name": "Helsinki hamn", "zoneCode": 123, "timeZone": "Europe/Helsinki"})
+        json!({"id": 12, "name": "Helsinki hamn", "zoneCode": 123, "timeZone": "Europe/Helsinki", "graceMinutes": 5})
     );
     assert_eq!(
         server.get(&format!("{LOTS}/12"), &server.operator).await.1,

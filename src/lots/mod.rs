@@ -21,7 +21,12 @@ pub struct Lot {
     pub time_zone: TimeZoneName,
     /// Set when the lot is a barrier car park: how its equipment knows it.
     pub carpark: Option<Carpark>,
+    /// A vehicle whose right ended less than this long ago is still allowed (in grace).
+    pub grace_minutes: i64,
 }
+
+/// Grace when the operator sets none.
+pub const DEFAULT_GRACE_MINUTES: i64 = 5;
 
 /// A barrier car park's numbers, as its equipment and the transaction events name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +49,9 @@ pub struct LotView {
     pub zone_code: i64,
     #[schema(example = "Europe/Stockholm")]
     pub time_zone: String,
+    /// Minutes after a right ends during which enforcement still allows the vehicle.
+    #[schema(example = 5)]
+    pub grace_minutes: i64,
     /// Barrier car parks only: the equipment's facility number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub facility_no: Option<i64>,
@@ -62,6 +70,7 @@ impl From<&Lot> for LotView {
             name: lot.name.clone(),
             zone_code: lot.zone_code,
             time_zone: lot.time_zone.name().to_owned(),
+            grace_minutes: lot.grace_minutes,
             facility_no: lot.carpark.map(|c| c.facility_no),
             carpark_no: lot.carpark.map(|c| c.carpark_no),
             capacity: lot.carpark.and_then(|c| c.capacity),
@@ -91,6 +100,9 @@ pub struct LotInput {
     /// Spaces in the car park.
     #[schema(example = 400)]
     pub capacity: Option<i64>,
+    /// Minutes of grace after a right ends (default 5).
+    #[schema(example = 5)]
+    pub grace_minutes: Option<i64>,
 }
 
 impl LotInput {
@@ -120,6 +132,7 @@ impl LotInput {
             zone_code: 0,
             time_zone: TimeZoneName::stockholm(),
             carpark: None,
+            grace_minutes: DEFAULT_GRACE_MINUTES,
         };
         self.check_into(&mut lot, &mut errors);
         if errors.is_empty() {
@@ -169,6 +182,13 @@ impl LotInput {
                 Ok(tz) => lot.time_zone = tz,
                 Err(message) => errors.add("timeZone", message),
             }
+        }
+        match self.grace_minutes {
+            Some(g) if !(0..=1440).contains(&g) => {
+                errors.add("graceMinutes", "must be between 0 and 1440")
+            }
+            Some(g) => lot.grace_minutes = g,
+            None => {}
         }
         let number = |value: Option<i64>, field: &str, errors: &mut FieldErrors| match value {
             Some(n) if !(0..=MAX_LOT_ID).contains(&n) => {

@@ -18,6 +18,7 @@ struct LotRow {
     facility_no: Option<i64>,
     carpark_no: Option<i64>,
     capacity: Option<i64>,
+    grace_minutes: i64,
 }
 
 impl LotRow {
@@ -39,19 +40,21 @@ impl LotRow {
             zone_code: self.zone_code,
             time_zone,
             carpark,
+            grace_minutes: self.grace_minutes,
         })
     }
 }
 
-const COLUMNS: &str = "id, name, zone_code, time_zone, facility_no, carpark_no, capacity";
+const COLUMNS: &str =
+    "id, name, zone_code, time_zone, facility_no, carpark_no, capacity, grace_minutes";
 
 pub async fn insert(store: &Store, lot: &Lot) -> Result<(), AppError> {
     let now = to_micros(Timestamp::now());
     write_tx!(store, |tx| {
         sqlx::query(
             "INSERT INTO parking_lots (id, name, zone_code, time_zone, facility_no, carpark_no, \
-                 capacity, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                 capacity, grace_minutes, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $8, $8)",
         )
         .bind(lot.id)
         .bind(&lot.name)
@@ -61,6 +64,7 @@ pub async fn insert(store: &Store, lot: &Lot) -> Result<(), AppError> {
         .bind(lot.carpark.map(|c| c.carpark_no))
         .bind(lot.carpark.and_then(|c| c.capacity))
         .bind(now)
+        .bind(lot.grace_minutes)
         .execute(&mut *tx)
         .await?;
     });
@@ -72,7 +76,7 @@ pub async fn update(store: &Store, lot: &Lot) -> Result<bool, AppError> {
     let result = write_tx!(store, |tx| {
         sqlx::query(
             "UPDATE parking_lots SET name = $2, zone_code = $3, time_zone = $4, facility_no = $5, \
-                 carpark_no = $6, capacity = $7, updated_at = $8 WHERE id = $1",
+                 carpark_no = $6, capacity = $7, updated_at = $8, grace_minutes = $9 WHERE id = $1",
         )
         .bind(lot.id)
         .bind(&lot.name)
@@ -82,6 +86,7 @@ pub async fn update(store: &Store, lot: &Lot) -> Result<bool, AppError> {
         .bind(lot.carpark.map(|c| c.carpark_no))
         .bind(lot.carpark.and_then(|c| c.capacity))
         .bind(now)
+        .bind(lot.grace_minutes)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -124,4 +129,17 @@ pub async fn get_by_carpark(
         .await?
     });
     row.map(LotRow::into_lot).transpose()
+}
+
+/// Every lot with this zone code, by id.
+pub async fn by_zone(store: &Store, zone_code: i64) -> Result<Vec<Lot>, AppError> {
+    let rows: Vec<LotRow> = read!(store, |db| {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM parking_lots WHERE zone_code = $1 ORDER BY id"
+        ))
+        .bind(zone_code)
+        .fetch_all(db)
+        .await?
+    });
+    rows.into_iter().map(LotRow::into_lot).collect()
 }

@@ -302,6 +302,7 @@ mod tests {
             zone_code: 123,
             time_zone: TimeZoneName::stockholm(),
             carpark: None,
+            grace_minutes: 5,
         }
     }
 
