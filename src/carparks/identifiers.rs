@@ -15,10 +15,10 @@ use crate::app::AppState;
 use crate::domain::DateTimeInput;
 use crate::domain::time::{from_micros, to_micros};
 use crate::http::error::ErrorBody;
+use crate::http::paging::{PageMeta, Paging};
 use crate::http::{AppError, FieldErrors, Json, Principal, QueryMap};
 use crate::principals::Role;
 use crate::store::Store;
-use crate::tickets::{DEFAULT_PER_PAGE, MAX_PER_PAGE, PageMeta};
 use crate::{read, write_tx};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -369,18 +369,13 @@ async fn list_identifiers(
 ) -> Result<Json<IdentifierPage>, AppError> {
     who.require(&[Role::Provider])?;
     let mut errors = FieldErrors::new();
-    let page = query
-        .int("page", 1..=1_000_000_000, &mut errors)
-        .unwrap_or(1);
-    let per_page = query
-        .int("perPage", 1..=MAX_PER_PAGE, &mut errors)
-        .unwrap_or(DEFAULT_PER_PAGE);
+    let paging = Paging::from_query(&query, &mut errors);
     errors.into_result()?;
     let (rows, total): (Vec<IdentifierRow>, i64) = read!(&state.store, |db| {
         let rows = sqlx::query_as(&format!("SELECT {COLUMNS} FROM identifiers WHERE provider_id = $1 ORDER BY id LIMIT $2 OFFSET $3"))
             .bind(who.id)
-            .bind(per_page)
-            .bind((page - 1) * per_page)
+            .bind(paging.per_page)
+            .bind(paging.offset())
             .fetch_all(db)
             .await?;
         let total = sqlx::query_scalar("SELECT COUNT(*) FROM identifiers WHERE provider_id = $1")
@@ -392,12 +387,7 @@ async fn list_identifiers(
     Ok(Json(IdentifierPage {
         status: "ok",
         data: rows.iter().map(IdentifierRow::view).collect(),
-        meta: PageMeta {
-            current_page: page,
-            per_page,
-            total,
-            last_page: ((total + per_page - 1) / per_page).max(1),
-        },
+        meta: paging.meta(total),
     }))
 }
 

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod middleware;
+pub mod paging;
 
 pub use auth::Principal;
 pub use error::{AppError, FieldErrors};

@@ -15,10 +15,10 @@ use crate::app::AppState;
 use crate::domain::plate::normal_form;
 use crate::domain::{DateTimeInput, LicensePlate};
 use crate::http::error::ErrorBody;
+use crate::http::paging::{PageMeta, Paging};
 use crate::http::{AppError, FieldErrors, Json, Principal, QueryMap};
 use crate::lots::Lot;
 use crate::principals::Role;
-use crate::tickets::{DEFAULT_PER_PAGE, MAX_PER_PAGE, PageMeta};
 
 /// Most plates in one batch check.
 pub const MAX_BATCH: usize = 1000;
@@ -313,12 +313,7 @@ async fn valid_plates(
     let mut errors = FieldErrors::new();
     let lot = query.int("parkingLotId", 1..=i64::MAX, &mut errors);
     let zone = query.int("zoneCode", 0..=i64::MAX, &mut errors);
-    let page = query
-        .int("page", 1..=1_000_000_000, &mut errors)
-        .unwrap_or(1);
-    let per_page = query
-        .int("perPage", 1..=MAX_PER_PAGE, &mut errors)
-        .unwrap_or(DEFAULT_PER_PAGE);
+    let paging = Paging::from_query(&query, &mut errors);
     let place = place(lot, zone).map_err(|e| errors.extend(e)).ok();
     errors.into_result()?;
     let Some(place) = place else {
@@ -344,19 +339,14 @@ async fn valid_plates(
     let total = plates.len() as i64;
     let data = plates
         .into_iter()
-        .skip(((page - 1) * per_page) as usize)
-        .take(per_page as usize)
+        .skip(paging.offset() as usize)
+        .take(paging.per_page as usize)
         .collect();
     Ok(Json(PlatePage {
         status: "ok",
         at: lots[0].time_zone.render(at),
         data,
-        meta: PageMeta {
-            current_page: page,
-            per_page,
-            total,
-            last_page: ((total + per_page - 1) / per_page).max(1),
-        },
+        meta: paging.meta(total),
     }))
 }
 
@@ -390,12 +380,7 @@ async fn list_checks(
 ) -> Result<Json<CheckPage>, AppError> {
     who.require(&[Role::Operator])?;
     let mut errors = FieldErrors::new();
-    let page = query
-        .int("page", 1..=1_000_000_000, &mut errors)
-        .unwrap_or(1);
-    let per_page = query
-        .int("perPage", 1..=MAX_PER_PAGE, &mut errors)
-        .unwrap_or(DEFAULT_PER_PAGE);
+    let paging = Paging::from_query(&query, &mut errors);
     let parking_lot_id = query.int("parkingLotId", 1..=i64::MAX, &mut errors);
     let mut time = |field: &str| match query.get(field).map(DateTimeInput::parse) {
         None => None,
@@ -413,15 +398,10 @@ async fn list_checks(
         from,
         to,
     };
-    let (data, total) = log::list(&state.store, &filter, per_page, (page - 1) * per_page).await?;
+    let (data, total) = log::list(&state.store, &filter, paging.per_page, paging.offset()).await?;
     Ok(Json(CheckPage {
         status: "ok",
         data,
-        meta: PageMeta {
-            current_page: page,
-            per_page,
-            total,
-            last_page: ((total + per_page - 1) / per_page).max(1),
-        },
+        meta: paging.meta(total),
     }))
 }

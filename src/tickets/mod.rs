@@ -16,11 +16,9 @@ use self::store::{Canceled, StoredTicket, TicketFilter, Upserted};
 use crate::app::AppState;
 use crate::domain::plate::normal_form;
 use crate::http::error::ErrorBody;
+use crate::http::paging::{PageMeta, Paging};
 use crate::http::{AppError, FieldErrors, Json, Principal, QueryMap};
 use crate::principals::Role;
-
-pub const DEFAULT_PER_PAGE: i64 = 50;
-pub const MAX_PER_PAGE: i64 = 500;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(post_ticket_event, list_tickets))
@@ -124,15 +122,6 @@ impl From<StoredTicket> for TicketView {
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PageMeta {
-    pub current_page: i64,
-    pub per_page: i64,
-    pub total: i64,
-    pub last_page: i64,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TicketPage {
     /// Always `ok`.
     pub status: &'static str,
@@ -224,12 +213,7 @@ async fn list_tickets(
 ) -> Result<Json<TicketPage>, AppError> {
     who.require(&[Role::Provider])?;
     let mut errors = FieldErrors::new();
-    let page = query
-        .int("page", 1..=1_000_000_000, &mut errors)
-        .unwrap_or(1);
-    let per_page = query
-        .int("perPage", 1..=MAX_PER_PAGE, &mut errors)
-        .unwrap_or(DEFAULT_PER_PAGE);
+    let paging = Paging::from_query(&query, &mut errors);
     let parking_lot_id = query.int("parkingLotId", 1..=crate::lots::MAX_LOT_ID, &mut errors);
     let updated_since = query
         .int("updatedSince", 0..=253_402_300_799, &mut errors)
@@ -245,18 +229,13 @@ async fn list_tickets(
         &state.store,
         who.id,
         &filter,
-        per_page,
-        (page - 1) * per_page,
+        paging.per_page,
+        paging.offset(),
     )
     .await?;
     Ok(Json(TicketPage {
         status: "ok",
         data: tickets.into_iter().map(TicketView::from).collect(),
-        meta: PageMeta {
-            current_page: page,
-            per_page,
-            total,
-            last_page: ((total + per_page - 1) / per_page).max(1),
-        },
+        meta: paging.meta(total),
     }))
 }
