@@ -6,6 +6,7 @@
 //! Instants are stored as BIGINT unix microseconds (UTC) in both backends.
 
 mod errors;
+pub mod group;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub enum BackendKind {
 pub struct SqliteDb {
     pub writer: SqlitePool,
     pub reader: SqlitePool,
+    /// Concurrent writes of the hot paths, committed together.
+    pub group: group::GroupCommit,
 }
 
 pub enum Backend {
@@ -187,7 +190,12 @@ async fn connect_sqlite(url: &str, options: &StoreOptions) -> anyhow::Result<Sql
         .connect_with(connect.create_if_missing(false))
         .await
         .with_context(|| format!("could not open the SQLite database {url} for reading"))?;
-    Ok(SqliteDb { writer, reader })
+    let group = group::GroupCommit::spawn(writer.clone());
+    Ok(SqliteDb {
+        writer,
+        reader,
+        group,
+    })
 }
 
 /// Runs `$body` with `$db` bound to an executor for reads on the configured backend. The body

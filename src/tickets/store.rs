@@ -6,7 +6,8 @@ use super::event::ValidTicket;
 use crate::domain::TimeZoneName;
 use crate::domain::time::{from_micros, to_micros};
 use crate::http::AppError;
-use crate::store::Store;
+use crate::store::group::{Job, JobFuture};
+use crate::store::{Backend, Store};
 use crate::{read, write_tx};
 
 /// What a CreateOrUpdate did.
@@ -25,43 +26,105 @@ pub enum Canceled {
     NotFound,
 }
 
-/// Creates the provider's ticket, or replaces every field of it but `createdAt`, in one
-/// statement, so concurrent events on one ticket always leave one consistent row.
+/// A CreateOrUpdate as one statement.
+struct UpsertJob {
+    provider_id: i64,
+    ticket_id: String,
+    parking_lot_id: i64,
+    license_raw: String,
+    license_norm: String,
+    start: i64,
+    end: Option<i64>,
+    amount: Option<i64>,
+    vat_rate: Option<i64>,
+    currency: Option<String>,
+    now: i64,
+}
+
+/// Inserts, or replaces every field but `created_at` of an active ticket; returns the row id,
+/// or nothing when the ticket is canceled. One statement, so concurrent events on one ticket
+/// always leave one consistent row. Written once for both backends.
+fn upsert_query<'q, DB>(
+    job: &'q UpsertJob,
+) -> sqlx::query::QueryScalar<'q, DB, i64, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query_scalar(
+        "INSERT INTO tickets (provider_id, ticket_id, parking_lot_id, license_raw, license_norm, \
+             start_at, end_at, cost_amount, cost_vat_rate, cost_currency, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $11) \
+         ON CONFLICT (provider_id, ticket_id) DO UPDATE SET \
+             parking_lot_id = excluded.parking_lot_id, license_raw = excluded.license_raw, \
+             license_norm = excluded.license_norm, start_at = excluded.start_at, \
+             end_at = excluded.end_at, cost_amount = excluded.cost_amount, \
+             cost_vat_rate = excluded.cost_vat_rate, cost_currency = excluded.cost_currency, \
+             updated_at = excluded.updated_at \
+         WHERE tickets.status = 'active' \
+         RETURNING id",
+    )
+    .bind(job.provider_id)
+    .bind(job.ticket_id.as_str())
+    .bind(job.parking_lot_id)
+    .bind(job.license_raw.as_str())
+    .bind(job.license_norm.as_str())
+    .bind(job.start)
+    .bind(job.end)
+    .bind(job.amount)
+    .bind(job.vat_rate)
+    .bind(job.currency.as_deref())
+    .bind(job.now)
+}
+
+impl Job for UpsertJob {
+    type Output = Option<i64>;
+
+    fn run<'c>(&'c self, conn: &'c mut sqlx::SqliteConnection) -> JobFuture<'c, Option<i64>> {
+        Box::pin(async move {
+            Ok(upsert_query::<sqlx::Sqlite>(self)
+                .fetch_optional(&mut *conn)
+                .await?)
+        })
+    }
+}
+
+/// Creates the provider's ticket, or replaces every field of it but `createdAt`. On SQLite the
+/// write joins the current group commit: many requests, one transaction, one fsync.
 pub async fn upsert(
     store: &Store,
     provider_id: i64,
     ticket: &ValidTicket,
 ) -> Result<Upserted, AppError> {
-    let now = to_micros(Timestamp::now());
     let cost = ticket.cost.as_ref();
-    let stored: Option<i64> = write_tx!(store, |tx| {
-        sqlx::query_scalar(
-            "INSERT INTO tickets (provider_id, ticket_id, parking_lot_id, license_raw, license_norm, \
-                 start_at, end_at, cost_amount, cost_vat_rate, cost_currency, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $11) \
-             ON CONFLICT (provider_id, ticket_id) DO UPDATE SET \
-                 parking_lot_id = excluded.parking_lot_id, license_raw = excluded.license_raw, \
-                 license_norm = excluded.license_norm, start_at = excluded.start_at, \
-                 end_at = excluded.end_at, cost_amount = excluded.cost_amount, \
-                 cost_vat_rate = excluded.cost_vat_rate, cost_currency = excluded.cost_currency, \
-                 updated_at = excluded.updated_at \
-             WHERE tickets.status = 'active' \
-             RETURNING id",
-        )
-        .bind(provider_id)
-        .bind(ticket.ticket_id.as_str())
-        .bind(ticket.parking_lot_id)
-        .bind(ticket.plate.raw())
-        .bind(ticket.plate.normal())
-        .bind(to_micros(ticket.start))
-        .bind(ticket.end.map(to_micros))
-        .bind(cost.map(|c| c.amount_incl_vat))
-        .bind(cost.map(|c| c.vat_rate))
-        .bind(cost.map(|c| c.currency.as_str()))
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?
-    });
+    let job = UpsertJob {
+        provider_id,
+        ticket_id: ticket.ticket_id.as_str().to_owned(),
+        parking_lot_id: ticket.parking_lot_id,
+        license_raw: ticket.plate.raw().to_owned(),
+        license_norm: ticket.plate.normal().to_owned(),
+        start: to_micros(ticket.start),
+        end: ticket.end.map(to_micros),
+        amount: cost.map(|c| c.amount_incl_vat),
+        vat_rate: cost.map(|c| c.vat_rate),
+        currency: cost.map(|c| c.currency.as_str().to_owned()),
+        now: to_micros(Timestamp::now()),
+    };
+    let stored = match store.backend() {
+        Backend::Sqlite(sqlite) => sqlite.group.submit(job).await?,
+        Backend::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            let stored = upsert_query::<sqlx::Postgres>(&job)
+                .fetch_optional(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            stored
+        }
+    };
     Ok(match stored {
         Some(_) => Upserted::Stored,
         None => Upserted::AlreadyCanceled,

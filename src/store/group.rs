@@ -1,0 +1,216 @@
+//! Group commit for SQLite: concurrent writes are collected into one transaction and one fsync,
+//! and each caller is answered only after its batch has committed. Each job runs inside its
+//! own savepoint, so one job's failure rolls back only that job.
+//!
+//! PostgreSQL needs none of this: its many connections commit concurrently and it flushes the
+//! log of concurrent commits together by itself.
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+
+use sqlx::SqliteConnection;
+use sqlx::sqlite::SqlitePool;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::http::AppError;
+
+/// The most jobs in one transaction.
+const MAX_BATCH: usize = 512;
+
+pub type JobFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, AppError>> + Send + 'c>>;
+
+/// A write to run inside a batch.
+pub trait Job: Send + Sync + 'static {
+    type Output: Send + 'static;
+    fn run<'c>(&'c self, conn: &'c mut SqliteConnection) -> JobFuture<'c, Self::Output>;
+}
+
+type Answer = Result<Box<dyn Any + Send>, AppError>;
+
+/// Any job, its output boxed: one committer serves every kind of write.
+trait ErasedJob: Send + Sync {
+    fn run_erased<'c>(
+        &'c self,
+        conn: &'c mut SqliteConnection,
+    ) -> JobFuture<'c, Box<dyn Any + Send>>;
+}
+
+impl<J: Job> ErasedJob for J {
+    fn run_erased<'c>(
+        &'c self,
+        conn: &'c mut SqliteConnection,
+    ) -> JobFuture<'c, Box<dyn Any + Send>> {
+        Box::pin(async move {
+            self.run(conn)
+                .await
+                .map(|out| Box::new(out) as Box<dyn Any + Send>)
+        })
+    }
+}
+
+type Pending = (Box<dyn ErasedJob>, oneshot::Sender<Answer>);
+
+/// A handle to the committer task; cheap to clone.
+#[derive(Clone)]
+pub struct GroupCommit {
+    jobs: mpsc::Sender<Pending>,
+}
+
+impl GroupCommit {
+    /// Starts the committer on the writer pool; it ends when every handle is dropped.
+    pub fn spawn(writer: SqlitePool) -> Self {
+        let (jobs, receiver) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(committer(writer, receiver));
+        Self { jobs }
+    }
+
+    /// Runs `job` in the next batch and answers once that batch is committed.
+    pub async fn submit<J: Job>(&self, job: J) -> Result<J::Output, AppError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send((Box::new(job), reply))
+            .await
+            .map_err(|_| AppError::Unavailable(anyhow::anyhow!("the writer has stopped")))?;
+        let output = answer.await.map_err(|_| {
+            AppError::Unavailable(anyhow::anyhow!("the writer stopped mid-batch"))
+        })??;
+        output.downcast::<J::Output>().map(|out| *out).map_err(|_| {
+            AppError::internal(anyhow::anyhow!(
+                "a write batch answered with the wrong type"
+            ))
+        })
+    }
+}
+
+async fn committer(writer: SqlitePool, mut receiver: mpsc::Receiver<Pending>) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = receiver.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (jobs, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+        match run_batch(&writer, &jobs).await {
+            Ok(results) => {
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(err) => {
+                let message = err.to_string();
+                tracing::warn!(error = %message, jobs = jobs.len(), "a write batch failed to commit");
+                for reply in replies {
+                    let _ = reply.send(Err(AppError::Unavailable(anyhow::anyhow!("{message}"))));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction for the whole batch, a savepoint per job. `Err` when the batch as a whole
+/// did not commit. (Boxed as a `Send` future: the spawned committer needs that spelled out.)
+fn run_batch<'a>(
+    writer: &'a SqlitePool,
+    jobs: &'a [Box<dyn ErasedJob>],
+) -> JobFuture<'a, Vec<Answer>> {
+    Box::pin(async move {
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut results = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            // a nested transaction is a savepoint
+            let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+            let result = job.run_erased(&mut savepoint).await;
+            if result.is_ok() {
+                savepoint.commit().await?;
+            } else {
+                savepoint.rollback().await?;
+            }
+            results.push(result);
+        }
+        tx.commit().await?;
+        Ok(results)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    struct Insert(i64);
+
+    impl Job for Insert {
+        type Output = u64;
+
+        fn run<'c>(&'c self, conn: &'c mut SqliteConnection) -> JobFuture<'c, u64> {
+            Box::pin(async move {
+                // two statements: a failure in the second must undo the first
+                sqlx::query("INSERT INTO audit (n) VALUES ($1)")
+                    .bind(self.0)
+                    .execute(&mut *conn)
+                    .await?;
+                let done = sqlx::query("INSERT INTO items (id) VALUES ($1)")
+                    .bind(self.0 % 40)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(done.rows_affected())
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_job_rolls_back_alone_and_the_rest_commit_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("g.db").display());
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true);
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY); CREATE TABLE audit (n INTEGER)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let group = GroupCommit::spawn(pool.clone());
+        let mut tasks = Vec::new();
+        for n in 0..60 {
+            let group = group.clone();
+            tasks.push(tokio::spawn(
+                async move { (n, group.submit(Insert(n)).await) },
+            ));
+        }
+        let mut ok = 0;
+        for task in tasks {
+            let (n, result) = task.await.unwrap();
+            match result {
+                Ok(1) => ok += 1,
+                Ok(other) => panic!("{n}: {other}"),
+                Err(AppError::Conflict { .. }) => assert!(n >= 40, "{n} should have succeeded"),
+                Err(err) => panic!("{n}: {err}"),
+            }
+        }
+        assert_eq!(ok, 40);
+        let items: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM items")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let audit: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            (items, audit),
+            (40, 40),
+            "the failed jobs left nothing behind"
+        );
+    }
+}
