@@ -306,8 +306,18 @@ async fn run(
         store::reset_position(&state.store, who.id, &params.subscription, cursor).await?;
     }
     written.store(cursor, Ordering::SeqCst);
-    let mut saved = cursor;
     let mut acked = cursor;
+    // In auto mode the position follows what was written, saved in the background so that a
+    // busy writer connection never holds up the frames.
+    let persister = (params.ack == AckMode::Auto).then(|| {
+        spawn_persister(
+            state.store.clone(),
+            who.id,
+            params.subscription.clone(),
+            written.clone(),
+            cursor,
+        )
+    });
 
     let mut latest = state.events.subscribe();
     let mut shutdown = state.events.shutdown();
@@ -316,7 +326,6 @@ async fn run(
         config.heartbeat_interval,
     );
     let mut poll = tokio::time::interval(POLL);
-    let mut persist = tokio::time::interval(PERSIST);
 
     'serve: loop {
         let batch = store::fetch_after(&state.store, cursor, provider, BATCH).await?;
@@ -336,15 +345,6 @@ async fn run(
             _ = heartbeat.tick() => {
                 if let Sent::Gone = conn.send(frames::heartbeat(Timestamp::now()), None).await {
                     break 'serve;
-                }
-            }
-            _ = persist.tick() => {
-                if params.ack == AckMode::Auto {
-                    let done = written.load(Ordering::SeqCst);
-                    if done > saved {
-                        store::save_position(&state.store, who.id, &params.subscription, done).await?;
-                        saved = done;
-                    }
                 }
             }
             message = stream.next() => match message {
@@ -383,16 +383,45 @@ async fn run(
             }
         }
     }
-    if params.ack == AckMode::Auto {
-        drop(conn);
-        let _ = writer.await;
-        let done = written.load(Ordering::SeqCst);
-        if done > saved {
-            store::save_position(&state.store, who.id, &params.subscription, done).await?;
-        }
-        return Ok(());
+    drop(conn);
+    let _ = writer.await;
+    if let Some((stop, persisting)) = persister {
+        let _ = stop.send(());
+        let _ = persisting.await;
     }
-    finish(writer, conn).await
+    Ok(())
+}
+
+/// Saves the written position every [`PERSIST`] and once more when told to stop.
+fn spawn_persister(
+    store: crate::store::Store,
+    principal: i64,
+    subscription: String,
+    written: Arc<AtomicI64>,
+    mut saved: i64,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        loop {
+            let last = tokio::select! {
+                _ = tokio::time::sleep(PERSIST) => false,
+                _ = &mut stopped => true,
+            };
+            let done = written.load(Ordering::SeqCst);
+            if done > saved {
+                match store::save_position(&store, principal, &subscription, done).await {
+                    Ok(()) => saved = done,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not save a subscription's position; will retry")
+                    }
+                }
+            }
+            if last {
+                return;
+            }
+        }
+    });
+    (stop, task)
 }
 
 async fn finish(writer: tokio::task::JoinHandle<()>, conn: Connection) -> Result<(), AppError> {

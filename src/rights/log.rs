@@ -5,8 +5,9 @@ use serde::Serialize;
 
 use crate::domain::time::{from_micros, to_micros};
 use crate::http::AppError;
-use crate::store::Store;
-use crate::{read, write_tx};
+use crate::read;
+use crate::store::group::{Job, JobFuture};
+use crate::store::{Backend, Store};
 
 /// One check to record.
 pub struct Check<'a> {
@@ -19,33 +20,96 @@ pub struct Check<'a> {
     pub kinds: String,
 }
 
-/// Records checks made by `principal_id`, all in one transaction.
+/// Checks to record, owned so they can join a group commit.
+struct Record {
+    principal_id: i64,
+    rows: Vec<Row>,
+    now: i64,
+}
+
+type Row = (String, Option<i64>, Option<i64>, i64, bool, bool, String);
+
+/// One row's insert, written once for both backends.
+fn insert_query<'q, DB>(
+    principal_id: i64,
+    row: &'q Row,
+    now: i64,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query(
+        "INSERT INTO parking_right_checks (principal_id, license_norm, parking_lot_id, zone_code, at, \
+             allowed, grace, kinds, checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(principal_id)
+    .bind(row.0.as_str())
+    .bind(row.1)
+    .bind(row.2)
+    .bind(row.3)
+    .bind(row.4)
+    .bind(row.5)
+    .bind(row.6.as_str())
+    .bind(now)
+}
+
+impl Job for Record {
+    type Output = ();
+
+    fn run<'c>(&'c self, conn: &'c mut sqlx::SqliteConnection) -> JobFuture<'c, ()> {
+        Box::pin(async move {
+            for row in &self.rows {
+                insert_query::<sqlx::Sqlite>(self.principal_id, row, self.now)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Records checks made by `principal_id`, before the answer goes out. On SQLite they join the
+/// current group commit, so concurrent checks share one fsync.
 pub async fn record(
     store: &Store,
     principal_id: i64,
     checks: &[Check<'_>],
 ) -> Result<(), AppError> {
-    let now = to_micros(Timestamp::now());
-    write_tx!(store, |tx| {
-        for check in checks {
-            sqlx::query(
-                "INSERT INTO parking_right_checks (principal_id, license_norm, parking_lot_id, zone_code, at, \
-                     allowed, grace, kinds, checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(principal_id)
-            .bind(check.plate)
-            .bind(check.parking_lot_id)
-            .bind(check.zone_code)
-            .bind(to_micros(check.at))
-            .bind(check.allowed)
-            .bind(check.grace)
-            .bind(&check.kinds)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+    let job = Record {
+        principal_id,
+        rows: checks
+            .iter()
+            .map(|c| {
+                (
+                    c.plate.to_owned(),
+                    c.parking_lot_id,
+                    c.zone_code,
+                    to_micros(c.at),
+                    c.allowed,
+                    c.grace,
+                    c.kinds.clone(),
+                )
+            })
+            .collect(),
+        now: to_micros(Timestamp::now()),
+    };
+    match store.backend() {
+        Backend::Sqlite(sqlite) => sqlite.group.submit(job).await,
+        Backend::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            for row in &job.rows {
+                insert_query::<sqlx::Postgres>(job.principal_id, row, job.now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
         }
-    });
-    Ok(())
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

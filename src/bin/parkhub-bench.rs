@@ -1,0 +1,863 @@
+//! `parkhub-bench`: starts parkhub on a fresh database in a child process, prepares data, runs
+//! the scenarios over loopback with a real HTTP/WebSocket client and HDR histograms, and prints
+//! one table. Latency scenarios run at a constant arrival rate (open model): each request's
+//! latency counts from when it was due, so a slow server cannot hide behind a slow client.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use futures_util::StreamExt;
+use hdrhistogram::Histogram;
+use parkhub::principals::{Role, store as principals};
+use parkhub::store::{Backend, Store, StoreOptions};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const SCENARIOS: [&str; 7] = [
+    "floor-http",
+    "floor-commit",
+    "ticket-ingest",
+    "rights-check",
+    "event-latency",
+    "event-replay",
+    "idle-sockets",
+];
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "parkhub-bench",
+    about = "Measure parkhub against floors measured in the same run"
+)]
+struct Args {
+    /// `postgres://...` to run on PostgreSQL (a fresh database is created there); default a
+    /// temporary SQLite file.
+    #[arg(long)]
+    database: Option<String>,
+    /// Run one scenario (default: all).
+    #[arg(long, value_parser = SCENARIOS)]
+    scenario: Option<String>,
+    /// Seconds per throughput or latency measurement.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Concurrent clients for throughput scenarios.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Fraction of the full data sizes (1,000,000 tickets, 100,000 permits, 10,000 stays,
+    /// 100,000 queued events, 10,000 sockets).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// A few seconds per scenario and 1% of the data: proves the command works (CI).
+    #[arg(long)]
+    smoke: bool,
+    /// Internal: run the service (the child process).
+    #[arg(long, hide = true)]
+    serve: bool,
+    #[arg(long, hide = true)]
+    listen: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    if args.serve {
+        return child_serve(&args).await;
+    }
+    if args.smoke {
+        args.duration = args.duration.min(2.0);
+        args.scale = args.scale.min(0.01);
+    }
+    let (database, _dir) = fresh_database(args.database.as_deref()).await?;
+    let bench = Bench::start(&database, &args).await?;
+    println!(
+        "parkhub-bench: {} cores, database {}",
+        num_cpus(),
+        parkhub::store::redact_url(&database)
+    );
+    println!(
+        "{:<16} {:>12} {:>10} {:>10} {:>10} {:>8}  notes",
+        "scenario", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "non-2xx"
+    );
+    let wanted: Vec<&str> = match &args.scenario {
+        Some(one) => vec![one.as_str()],
+        None => SCENARIOS.to_vec(),
+    };
+    let mut floor = None;
+    let mut failed = false;
+    for name in wanted {
+        let row = match name {
+            "floor-http" => bench.floor_http().await?,
+            "floor-commit" => floor_commit(&database, args.duration).await?,
+            "ticket-ingest" => bench.ticket_ingest().await?,
+            "rights-check" => bench.rights_check().await?,
+            "event-latency" => bench.event_latency().await?,
+            "event-replay" => bench.event_replay().await?,
+            "idle-sockets" => bench.idle_sockets().await?,
+            _ => bail!("unknown scenario {name}"),
+        };
+        if name == "floor-http" {
+            floor = Some(row.rate);
+        }
+        failed |= row.errors > 0;
+        row.print(floor.filter(|_| name != "floor-http"));
+    }
+    bench.stop().await;
+    if failed {
+        bail!("some requests failed: the figures above are not valid");
+    }
+    Ok(())
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// The child: serve `--database` on `--listen`, print the address, run until killed.
+async fn child_serve(args: &Args) -> anyhow::Result<()> {
+    let database = args.database.clone().context("--database")?;
+    let listener =
+        tokio::net::TcpListener::bind(args.listen.as_deref().unwrap_or("127.0.0.1:0")).await?;
+    println!("LISTENING {}", listener.local_addr()?);
+    let mut config = parkhub::ServeConfig::new(database);
+    config.store.max_connections = 32;
+    parkhub::serve(config, listener, parkhub::cli::shutdown_signal()).await
+}
+
+async fn fresh_database(url: Option<&str>) -> anyhow::Result<(String, Option<tempfile::TempDir>)> {
+    match url {
+        None => {
+            let dir = tempfile::tempdir()?;
+            Ok((
+                format!("sqlite://{}", dir.path().join("bench.db").display()),
+                Some(dir),
+            ))
+        }
+        Some(url) if url.starts_with("sqlite") => Ok((url.to_owned(), None)),
+        Some(url) => {
+            let name = format!("parkhub_bench_{}", std::process::id());
+            let admin = sqlx::PgPool::connect(url)
+                .await
+                .context("connect to PostgreSQL")?;
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&admin)
+                .await?;
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&admin)
+                .await?;
+            admin.close().await;
+            let (base, query) = url
+                .split_once('?')
+                .map_or((url, None), |(b, q)| (b, Some(q)));
+            let host_end = base
+                .rfind('/')
+                .filter(|i| *i > base.find("://").map_or(0, |s| s + 2))
+                .unwrap_or(base.len());
+            let mut fresh = format!("{}/{name}", &base[..host_end]);
+            if let Some(q) = query {
+                fresh = format!("{fresh}?{q}");
+            }
+            Ok((fresh, None))
+        }
+    }
+}
+
+/// One line of the table.
+struct Row {
+    name: &'static str,
+    rate: f64,
+    latency: Option<Histogram<u64>>,
+    errors: u64,
+    notes: String,
+}
+
+impl Row {
+    fn print(&self, floor: Option<f64>) {
+        let ms = |q: f64| {
+            self.latency.as_ref().map_or("-".to_owned(), |h| {
+                format!("{:.2}", h.value_at_quantile(q) as f64 / 1000.0)
+            })
+        };
+        let mut notes = self.notes.clone();
+        if let Some(floor) = floor
+            && self.rate > 0.0
+            && self.latency.is_some()
+        {
+            notes = format!("{:.0}% of floor-http; {notes}", 100.0 * self.rate / floor);
+        }
+        println!(
+            "{:<16} {:>12.0} {:>10} {:>10} {:>10} {:>8}  {}",
+            self.name,
+            self.rate,
+            ms(0.5),
+            ms(0.99),
+            ms(0.999),
+            self.errors,
+            notes
+        );
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+struct Bench {
+    child: tokio::process::Child,
+    base: String,
+    store: Store,
+    operator: String,
+    client: reqwest::Client,
+    duration: Duration,
+    concurrency: usize,
+    scale: f64,
+}
+
+impl Bench {
+    async fn start(database: &str, args: &Args) -> anyhow::Result<Self> {
+        let store = Store::open(database, &StoreOptions::default()).await?;
+        let operator = principals::find_or_create(&store, Role::Operator, "bench").await?;
+        let (_, operator) = principals::issue_token(&store, operator.id).await?;
+        let mut child = tokio::process::Command::new(std::env::current_exe()?)
+            .args(["--serve", "--database", database])
+            .env("PARKHUB_LOG", "error")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut lines = BufReader::new(child.stdout.take().context("child stdout")?).lines();
+        let base = loop {
+            match lines.next_line().await? {
+                Some(line) if line.starts_with("LISTENING ") => {
+                    break format!("http://{}", &line[10..]);
+                }
+                Some(_) => continue,
+                None => bail!("the service did not start"),
+            }
+        };
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1024)
+            .build()?;
+        let bench = Self {
+            child,
+            base,
+            store,
+            operator,
+            client,
+            duration: Duration::from_secs_f64(args.duration),
+            concurrency: args.concurrency,
+            scale: args.scale,
+        };
+        bench.setup().await?;
+        Ok(bench)
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn post(&self, path: &str, token: &str, body: &Value) -> anyhow::Result<Value> {
+        let response = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{path}: {status} {body}");
+        }
+        Ok(body)
+    }
+
+    /// Lot 12: a car park (1/2) with a default rate; lot 13 for tickets.
+    async fn setup(&self) -> anyhow::Result<()> {
+        self.post(
+            "/api/v1/admin/parking-lots",
+            &self.operator,
+            &json!({"id": 12, "name": "Bench", "zoneCode": 12, "facilityNo": 1, "carparkNo": 2, "capacity": 100000}),
+        )
+        .await?;
+        let rate = json!({"name": "Standard", "currencyCode": "SEK", "freeMinutes": 15, "periodMinutes": 60, "pricePerPeriod": 2000, "default": true});
+        let response = self
+            .client
+            .put(self.url("/api/v1/admin/parking-lots/12/rates/1"))
+            .bearer_auth(&self.operator)
+            .json(&rate)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("rate: {}", response.status());
+        }
+        Ok(())
+    }
+
+    async fn token(&self, role: Role, name: &str) -> anyhow::Result<String> {
+        let principal = principals::find_or_create(&self.store, role, name).await?;
+        Ok(principals::issue_token(&self.store, principal.id).await?.1)
+    }
+
+    fn server_rss_kib(&self) -> u64 {
+        let Some(pid) = self.child.id() else { return 0 };
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .map(|l| l.to_owned())
+            })
+            .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+            .unwrap_or(0)
+    }
+
+    async fn floor_http(&self) -> anyhow::Result<Row> {
+        let url = self.url("/healthz");
+        let (rate, latency, errors) = closed_loop(self.concurrency, self.duration, |_| {
+            let request = self.client.get(&url);
+            async move {
+                request
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false)
+            }
+        })
+        .await;
+        Ok(Row {
+            name: "floor-http",
+            rate,
+            latency: Some(latency),
+            errors,
+            notes: format!("GET /healthz, {} concurrent", self.concurrency),
+        })
+    }
+
+    async fn ticket_ingest(&self) -> anyhow::Result<Row> {
+        self.post(
+            "/api/v1/admin/parking-lots",
+            &self.operator,
+            &json!({"id": 13, "name": "Tickets", "zoneCode": 13}),
+        )
+        .await?;
+        let mut providers = Vec::new();
+        for i in 0..4 {
+            providers.push(self.token(Role::Provider, &format!("ingest-{i}")).await?);
+        }
+        let url = self.url("/api/v1/actions/tickets");
+        let counter = AtomicU64::new(0);
+        let (rate, latency, errors) = closed_loop(64, self.duration, |worker| {
+            let n = counter.fetch_add(1, Ordering::Relaxed);
+            let body = json!({"eventType": "CreateOrUpdate", "ticketId": format!("bench-{n}"), "parkingLotId": 13,
+                              "startDate": "2025-06-01T10:00:00Z", "endDate": "2025-06-01T12:00:00Z", "licenseNumber": format!("IN{n:07}"),
+                              "ticketCost": {"amountInclVat": 2000, "vatRate": 25, "currencyCode": "SEK"}});
+            let request = self.client.post(&url).bearer_auth(&providers[worker % providers.len()]).json(&body);
+            async move { request.send().await.map(|r| r.status().is_success()).unwrap_or(false) }
+        })
+        .await;
+        let durability = match self.store.backend() {
+            Backend::Sqlite(_) => "SQLite WAL synchronous=FULL, group commit",
+            Backend::Postgres(_) => "PostgreSQL synchronous_commit=on",
+        };
+        Ok(Row {
+            name: "ticket-ingest",
+            rate,
+            latency: Some(latency),
+            errors,
+            notes: format!("64 concurrent, 4 providers; {durability}"),
+        })
+    }
+
+    async fn rights_check(&self) -> anyhow::Result<Row> {
+        let tickets = (1_000_000.0 * self.scale) as i64;
+        let permits = (100_000.0 * self.scale) as i64;
+        let stays = (10_000.0 * self.scale) as i64;
+        let started = Instant::now();
+        preload(&self.store, tickets, permits, stays).await?;
+        let load_secs = started.elapsed().as_secs_f64();
+        let officer = self.token(Role::Enforcement, "bench-officer").await?;
+        let base = self.url("/api/v1/parking-rights");
+        let make = |i: u64| {
+            let pick = splitmix(i);
+            let plate = match pick % 6 {
+                0 | 1 => format!("TK{:07}", (pick >> 8) % tickets.max(1) as u64),
+                2 => format!("PM{:07}", (pick >> 8) % permits.max(1) as u64),
+                _ if pick % 6 == 3 && stays > 0 => format!("TX{:07}", (pick >> 8) % stays as u64),
+                _ => format!("NO{:07}", (pick >> 8) % 10_000_000),
+            };
+            self.client
+                .get(format!("{base}?licenseNumber={plate}&parkingLotId=12"))
+                .bearer_auth(&officer)
+        };
+        let counter = AtomicU64::new(0);
+        let (max_rate, _, errors_max) = closed_loop(self.concurrency, self.duration, |_| {
+            let request = make(counter.fetch_add(1, Ordering::Relaxed));
+            async move {
+                request
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false)
+            }
+        })
+        .await;
+        let target = (max_rate / 2.0).max(1.0);
+        let (latency, errors) = open_loop(target, self.duration, |i| {
+            let request = make(1_000_000_000 + i);
+            async move {
+                request
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false)
+            }
+        })
+        .await;
+        Ok(Row {
+            name: "rights-check",
+            rate: max_rate,
+            latency: Some(latency),
+            errors: errors + errors_max,
+            notes: format!(
+                "max req/s closed loop; latency at {target:.0}/s (half); preloaded {tickets} tickets, {permits} permits, {stays} stays in {load_secs:.0} s"
+            ),
+        })
+    }
+
+    async fn event_latency(&self) -> anyhow::Result<Row> {
+        let provider = self.token(Role::Provider, "latency").await?;
+        let gate = self.token(Role::Equipment, "latency-gate").await?;
+        let rate = 1000.0;
+        let n = (rate * self.duration.as_secs_f64()) as u64;
+        // register the plates in bulk (SQL), then subscribe
+        register_plates(&self.store, &self.provider_id("latency").await?, "EV", n).await?;
+        let mut socket = self.subscribe(&provider, "?after=latest").await?;
+        let arrivals: Arc<Mutex<std::collections::HashMap<String, Instant>>> = Arc::default();
+        let reader = {
+            let arrivals = arrivals.clone();
+            tokio::spawn(async move {
+                while let Some(Ok(message)) = socket.next().await {
+                    let now = Instant::now();
+                    if let Ok(text) = message.to_text()
+                        && let Ok(frame) = serde_json::from_str::<Value>(text)
+                        && let Some(id) = frame.get("EventID").and_then(Value::as_str)
+                    {
+                        arrivals.lock().await.insert(id.to_owned(), now);
+                    }
+                }
+            })
+        };
+        let acks: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+        let url = self.url("/api/v1/carparks/entries");
+        let (_, errors) = open_loop(rate, self.duration, |i| {
+            let body = json!({"facilityNo": 1, "carparkNo": 2, "ticketNo": format!("EV{i:07}"), "ticketType": 4});
+            let request = self.client.post(&url).bearer_auth(&gate).json(&body);
+            let acks = acks.clone();
+            async move {
+                let Ok(response) = request.send().await else { return false };
+                let done = Instant::now();
+                let ok = response.status().is_success();
+                if let Ok(body) = response.json::<Value>().await
+                    && let Some(id) = body.get("eventId").and_then(Value::as_str)
+                {
+                    acks.lock().await.push((id.to_owned(), done));
+                }
+                ok
+            }
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        reader.abort();
+        let arrivals = arrivals.lock().await;
+        let mut latency = histogram();
+        let mut missing = 0;
+        for (id, acked) in acks.lock().await.iter() {
+            match arrivals.get(id) {
+                Some(arrived) => {
+                    let us = arrived.saturating_duration_since(*acked).as_micros() as u64;
+                    latency.record(us.max(1)).ok();
+                }
+                None => missing += 1,
+            }
+        }
+        Ok(Row {
+            name: "event-latency",
+            rate,
+            latency: Some(latency),
+            errors: errors + missing,
+            notes: format!(
+                "entries at {rate:.0}/s; time from the 2xx to the frame; {missing} frames missing"
+            ),
+        })
+    }
+
+    async fn provider_id(&self, provider: &str) -> anyhow::Result<i64> {
+        Ok(
+            principals::find_or_create(&self.store, Role::Provider, provider)
+                .await?
+                .id,
+        )
+    }
+
+    async fn subscribe(
+        &self,
+        token: &str,
+        query: &str,
+    ) -> anyhow::Result<
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+    > {
+        let url = format!(
+            "{}/api/TransactionMonitor{query}",
+            self.base.replacen("http", "ws", 1)
+        );
+        let mut request = url.into_client_request()?;
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse()?);
+        Ok(tokio_tungstenite::connect_async(request).await?.0)
+    }
+
+    async fn event_replay(&self) -> anyhow::Result<Row> {
+        let count = ((100_000.0 * self.scale) as i64).max(100);
+        let provider = self.token(Role::Provider, "replay").await?;
+        let provider_id = self.provider_id("replay").await?;
+        queue_events(&self.store, provider_id, count).await?;
+        let started = Instant::now();
+        let mut socket = self.subscribe(&provider, "").await?;
+        let mut received = 0;
+        while received < count {
+            match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
+                Ok(Some(Ok(message))) if message.is_text() => {
+                    if !message.to_text().unwrap_or("").contains("Heartbeat") {
+                        received += 1;
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+                _ => break,
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        Ok(Row {
+            name: "event-replay",
+            rate: received as f64 / secs,
+            latency: None,
+            errors: (count - received) as u64,
+            notes: format!("{received} queued events delivered in {secs:.2} s (events/s)"),
+        })
+    }
+
+    async fn idle_sockets(&self) -> anyhow::Result<Row> {
+        let count = ((10_000.0 * self.scale) as usize).max(10);
+        let idle = self.server_rss_kib();
+        let provider = self.token(Role::Provider, "idle").await?;
+        let mut sockets = Vec::with_capacity(count);
+        let mut failed = 0u64;
+        for chunk in 0..count.div_ceil(200) {
+            let n = 200.min(count - chunk * 200);
+            let opened = futures_util::future::join_all(
+                (0..n).map(|_| self.subscribe(&provider, "?after=latest&subscription=idle")),
+            )
+            .await;
+            for socket in opened {
+                match socket {
+                    Ok(s) => sockets.push(s),
+                    Err(_) => failed += 1,
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let loaded = self.server_rss_kib();
+        let row = Row {
+            name: "idle-sockets",
+            rate: sockets.len() as f64,
+            latency: None,
+            errors: failed,
+            notes: format!(
+                "{} sockets open: server RSS {:.1} MiB (idle service before: {:.1} MiB); req/s column = sockets",
+                sockets.len(),
+                loaded as f64 / 1024.0,
+                idle as f64 / 1024.0
+            ),
+        };
+        drop(sockets);
+        Ok(row)
+    }
+}
+
+fn splitmix(i: u64) -> u64 {
+    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// `workers` clients each sending one request after another for `duration`: the most the
+/// service does. Returns requests/s, latency and failures.
+async fn closed_loop<F, Fut>(
+    workers: usize,
+    duration: Duration,
+    make: F,
+) -> (f64, Histogram<u64>, u64)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let runs = (0..workers).map(|w| {
+        let make = &make;
+        async move {
+            let mut latency = histogram();
+            let mut errors = 0u64;
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                if !make(w).await {
+                    errors += 1;
+                }
+                latency
+                    .record((sent.elapsed().as_micros() as u64).max(1))
+                    .ok();
+            }
+            (latency, errors)
+        }
+    });
+    let results = futures_util::future::join_all(runs).await;
+    let secs = started.elapsed().as_secs_f64();
+    let mut total = histogram();
+    let mut errors = 0;
+    for (h, e) in results {
+        total.add(&h).ok();
+        errors += e;
+    }
+    (total.len() as f64 / secs, total, errors)
+}
+
+/// Requests due at a constant `rate` for `duration`, each timed from when it was due.
+async fn open_loop<F, Fut>(rate: f64, duration: Duration, make: F) -> (Histogram<u64>, u64)
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let total = (rate * duration.as_secs_f64()) as u64;
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due).await;
+        let request = make(i);
+        tasks.push(tokio::spawn(async move {
+            let ok = request.await;
+            (due.elapsed().as_micros() as u64, ok)
+        }));
+    }
+    let mut latency = histogram();
+    let mut errors = 0;
+    for task in tasks {
+        match task.await {
+            Ok((us, ok)) => {
+                latency.record(us.max(1)).ok();
+                if !ok {
+                    errors += 1;
+                }
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    (latency, errors)
+}
+
+/// The database alone: single-row transactions, then 1000-row transactions, each committed
+/// durably, on a scratch table.
+async fn floor_commit(database: &str, duration: f64) -> anyhow::Result<Row> {
+    let store = Store::open(database, &StoreOptions::default()).await?;
+    let half = Duration::from_secs_f64(duration / 2.0);
+    macro_rules! measure {
+        ($pool:expr) => {{
+            let pool = $pool;
+            sqlx::query("CREATE TABLE IF NOT EXISTS bench_floor (id BIGINT, payload TEXT)")
+                .execute(pool)
+                .await?;
+            let mut latency = histogram();
+            let started = Instant::now();
+            let mut n = 0i64;
+            while started.elapsed() < half {
+                let t = Instant::now();
+                let mut tx = pool.begin().await?;
+                sqlx::query("INSERT INTO bench_floor (id, payload) VALUES ($1, 'x')")
+                    .bind(n)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                latency.record((t.elapsed().as_micros() as u64).max(1)).ok();
+                n += 1;
+            }
+            let single = n as f64 / started.elapsed().as_secs_f64();
+            let started = Instant::now();
+            let mut rows = 0i64;
+            while started.elapsed() < half {
+                let mut tx = pool.begin().await?;
+                let mut insert = sqlx::QueryBuilder::new("INSERT INTO bench_floor (id, payload) ");
+                insert.push_values(0..1000, |mut b, i| {
+                    b.push_bind(rows + i).push_bind("x");
+                });
+                insert.build().execute(&mut *tx).await?;
+                tx.commit().await?;
+                rows += 1000;
+            }
+            let batched = rows as f64 / started.elapsed().as_secs_f64();
+            sqlx::query("DROP TABLE bench_floor").execute(pool).await?;
+            (single, batched, latency)
+        }};
+    }
+    let (single, batched, latency) = match store.backend() {
+        Backend::Sqlite(db) => measure!(&db.writer),
+        Backend::Postgres(pool) => measure!(pool),
+    };
+    store.close().await;
+    Ok(Row {
+        name: "floor-commit",
+        rate: single,
+        latency: Some(latency),
+        errors: 0,
+        notes: format!(
+            "durable single-row commits/s (one connection); {batched:.0} rows/s in 1000-row transactions"
+        ),
+    })
+}
+
+/// Bulk data for rights-check: tickets on lot 12 valid now, permits (all day) for holders with
+/// one vehicle each, and open stays.
+async fn preload(store: &Store, tickets: i64, permits: i64, stays: i64) -> anyhow::Result<()> {
+    let now = jiff::Timestamp::now().as_microsecond();
+    let hour = 3_600_000_000i64;
+    let provider = principals::find_or_create(store, Role::Provider, "preload")
+        .await?
+        .id;
+    let tenant = principals::find_or_create(store, Role::Tenant, "preload")
+        .await?
+        .id;
+    macro_rules! load {
+        ($pool:expr) => {{
+            let pool = $pool;
+            for chunk in (0..tickets).step_by(2000) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO tickets (provider_id, ticket_id, parking_lot_id, license_raw, license_norm, start_at, end_at, status, created_at, updated_at) ",
+                );
+                q.push_values(chunk..(chunk + 2000).min(tickets), |mut b, i| {
+                    let plate = format!("TK{i:07}");
+                    b.push_bind(provider).push_bind(format!("pre-{i}")).push_bind(12i64).push_bind(plate.clone()).push_bind(plate)
+                        .push_bind(now - hour).push_bind(now + 10 * hour).push_bind("active").push_bind(now).push_bind(now);
+                });
+                q.build().execute(pool).await?;
+            }
+            if permits > 0 {
+                let definition: i64 = sqlx::query_scalar("INSERT INTO permit_definitions (name, time_zone, schedule, created_at) VALUES ('All day', 'Europe/Stockholm', '[]', $1) RETURNING id")
+                    .bind(now).fetch_one(pool).await?;
+                sqlx::query("INSERT INTO permit_definition_lots (definition_id, parking_lot_id) VALUES ($1, 12)").bind(definition).execute(pool).await?;
+                sqlx::query("INSERT INTO permit_allocations (id, tenant_id, definition_id, parking_spaces_count, permit_count, valid_from, valid_to, created_at, updated_at) VALUES ('bench', $1, $2, 1000000, 1000000, '2020-01-01', '2035-12-31', $3, $3)")
+                    .bind(tenant).bind(definition).bind(now).execute(pool).await?;
+            }
+            for chunk in (0..permits).step_by(2000) {
+                let range = chunk..(chunk + 2000).min(permits);
+                let mut users = sqlx::QueryBuilder::new("INSERT INTO end_users (id, email, created_at) ");
+                users.push_values(range.clone(), |mut b, i| {
+                    b.push_bind(1_000_000 + i).push_bind(format!("holder{i}@bench.example")).push_bind(now);
+                });
+                users.build().execute(pool).await?;
+                let mut vehicles = sqlx::QueryBuilder::new("INSERT INTO end_user_vehicles (end_user_id, license_norm, license_raw, added_at) ");
+                vehicles.push_values(range.clone(), |mut b, i| {
+                    let plate = format!("PM{i:07}");
+                    b.push_bind(1_000_000 + i).push_bind(plate.clone()).push_bind(plate).push_bind(now);
+                });
+                vehicles.build().execute(pool).await?;
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO permits (id, allocation_id, email, valid_from, valid_to, starts_at, ends_at, activated_at, created_at, updated_at) ");
+                q.push_values(range, |mut b, i| {
+                    b.push_bind(format!("bench-permit-{i}")).push_bind("bench").push_bind(format!("holder{i}@bench.example"))
+                        .push_bind("2020-01-01").push_bind("2035-12-31").push_bind(0i64).push_bind(i64::MAX / 2).push_bind(now).push_bind(now).push_bind(now);
+                });
+                q.build().execute(pool).await?;
+            }
+            for chunk in (0..stays).step_by(2000) {
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO transactions (parking_lot_id, ticket_type, ticket_no, ticket_key, reference_no, entry_at, entry_event_id) ");
+                q.push_values(chunk..(chunk + 2000).min(stays), |mut b, i| {
+                    let plate = format!("TX{i:07}");
+                    b.push_bind(12i64).push_bind(4i64).push_bind(plate.clone()).push_bind(plate).push_bind(format!("R{i}")).push_bind(now - hour).push_bind(format!("pre-{i}"));
+                });
+                q.build().execute(pool).await?;
+            }
+            if let Err(err) = sqlx::query("ANALYZE").execute(pool).await {
+                eprintln!("ANALYZE failed: {err}");
+            }
+        }};
+    }
+    match store.backend() {
+        Backend::Sqlite(db) => load!(&db.writer),
+        Backend::Postgres(pool) => load!(pool),
+    }
+    Ok(())
+}
+
+/// Identifiers for `count` plates `{prefix}{i:07}`, owned by `provider`.
+async fn register_plates(
+    store: &Store,
+    provider: &i64,
+    prefix: &str,
+    count: u64,
+) -> anyhow::Result<()> {
+    let now = jiff::Timestamp::now().as_microsecond();
+    macro_rules! load {
+        ($pool:expr) => {{
+            for chunk in (0..count).step_by(2000) {
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO identifiers (provider_id, ticket_type, ticket_no, ticket_key, reference_no, created_at, updated_at) ");
+                q.push_values(chunk..(chunk + 2000).min(count), |mut b, i| {
+                    let plate = format!("{prefix}{i:07}");
+                    b.push_bind(*provider).push_bind(4i64).push_bind(plate.clone()).push_bind(plate).push_bind(format!("R{i}")).push_bind(now).push_bind(now);
+                });
+                q.build().execute($pool).await?;
+            }
+        }};
+    }
+    match store.backend() {
+        Backend::Sqlite(db) => load!(&db.writer),
+        Backend::Postgres(pool) => load!(pool),
+    }
+    Ok(())
+}
+
+/// `count` TransactionStarted events queued for `provider`, written straight to the outbox.
+async fn queue_events(store: &Store, provider: i64, count: i64) -> anyhow::Result<()> {
+    let now = jiff::Timestamp::now().as_microsecond();
+    macro_rules! load {
+        ($pool:expr) => {{
+            let pool = $pool;
+            let last: i64 = sqlx::query_scalar("UPDATE event_sequence SET last = last + $1 WHERE id = 1 RETURNING last").bind(count).fetch_one(pool).await?;
+            let first = last - count + 1;
+            for chunk in (first..=last).step_by(2000) {
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO events (seq, event_id, provider_id, payload, created_at) ");
+                q.push_values(chunk..(chunk + 2000).min(last + 1), |mut b, seq| {
+                    let payload = json!({"EventType": "TransactionStarted", "FacilityNo": 1, "CarparkNo": 2, "TicketNo": format!("RP{seq}"), "TicketType": 4,
+                                         "ReferenceNo": format!("R{seq}"), "StartTime": "2025-06-01T10:00:00Z", "EventID": format!("replay-{seq}")}).to_string();
+                    b.push_bind(seq).push_bind(format!("replay-{seq}")).push_bind(provider).push_bind(payload).push_bind(now);
+                });
+                q.build().execute(pool).await?;
+            }
+        }};
+    }
+    match store.backend() {
+        Backend::Sqlite(db) => load!(&db.writer),
+        Backend::Postgres(pool) => load!(pool),
+    }
+    Ok(())
+}
