@@ -216,6 +216,8 @@ struct Bench {
     duration: Duration,
     concurrency: usize,
     scale: f64,
+    /// The service's resident memory right after it started.
+    idle_rss_kib: u64,
 }
 
 impl Bench {
@@ -251,8 +253,11 @@ impl Bench {
             duration: Duration::from_secs_f64(args.duration),
             concurrency: args.concurrency,
             scale: args.scale,
+            idle_rss_kib: 0,
         };
         bench.setup().await?;
+        let mut bench = bench;
+        bench.idle_rss_kib = bench.server_rss_kib();
         Ok(bench)
     }
 
@@ -560,7 +565,7 @@ impl Bench {
 
     async fn idle_sockets(&self) -> anyhow::Result<Row> {
         let count = ((10_000.0 * self.scale) as usize).max(10);
-        let idle = self.server_rss_kib();
+        let before = self.server_rss_kib();
         let provider = self.token(Role::Provider, "idle").await?;
         let mut sockets = Vec::with_capacity(count);
         let mut failed = 0u64;
@@ -585,10 +590,11 @@ impl Bench {
             latency: None,
             errors: failed,
             notes: format!(
-                "{} sockets open: server RSS {:.1} MiB (idle service before: {:.1} MiB); req/s column = sockets",
+                "{} sockets open: server RSS {:.1} MiB ({:.1} MiB before they opened; {:.1} MiB idle at start); req/s column = sockets",
                 sockets.len(),
                 loaded as f64 / 1024.0,
-                idle as f64 / 1024.0
+                before as f64 / 1024.0,
+                self.idle_rss_kib as f64 / 1024.0
             ),
         };
         drop(sockets);

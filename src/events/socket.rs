@@ -125,6 +125,8 @@ async fn transaction_monitor(
 ) -> Result<Response, AppError> {
     who.require(&[Role::Provider, Role::Operator])?;
     let params = params(&query)?;
+    // Subscribers send little (acks): small buffers keep an idle socket cheap.
+    let upgrade = upgrade.read_buffer_size(1024).write_buffer_size(0);
     Ok(upgrade.on_upgrade(move |socket| async move {
         if let Err(err) = run(socket, state, who, params).await {
             tracing::warn!(error = %err, "TransactionMonitor socket ended with an error");
