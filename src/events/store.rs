@@ -34,16 +34,29 @@ pub async fn fetch_after(
     provider: Option<i64>,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, AppError> {
+    // Two statements rather than one with `($2 IS NULL OR provider_id = $2)`: PostgreSQL's
+    // generic plan for that cannot use the (provider_id, seq) index.
     Ok(read!(store, |db| {
-        sqlx::query_as(
-            "SELECT seq, event_id, payload FROM events \
-             WHERE seq > $1 AND ($2 IS NULL OR provider_id = $2) ORDER BY seq LIMIT $3",
-        )
-        .bind(cursor)
-        .bind(provider)
-        .bind(limit)
-        .fetch_all(db)
-        .await?
+        match provider {
+            Some(provider) => {
+                sqlx::query_as(
+                    "SELECT seq, event_id, payload FROM events \
+                     WHERE provider_id = $2 AND seq > $1 ORDER BY seq LIMIT $3",
+                )
+                .bind(cursor)
+                .bind(provider)
+                .bind(limit)
+                .fetch_all(db)
+                .await?
+            }
+            None => sqlx::query_as(
+                "SELECT seq, event_id, payload FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(cursor)
+            .bind(limit)
+            .fetch_all(db)
+            .await?,
+        }
     }))
 }
 
