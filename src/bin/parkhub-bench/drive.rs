@@ -1,0 +1,128 @@
+//! Driving load: closed loops (the most the service does) and open loops (a constant arrival
+//! rate, each request timed from when it was due), and the table's rows.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+/// One line of the table.
+pub struct Row {
+    pub name: &'static str,
+    pub rate: f64,
+    pub latency: Option<Histogram<u64>>,
+    pub errors: u64,
+    pub notes: String,
+}
+
+impl Row {
+    pub fn print(&self, floor: Option<f64>) {
+        let ms = |q: f64| {
+            self.latency.as_ref().map_or("-".to_owned(), |h| {
+                format!("{:.2}", h.value_at_quantile(q) as f64 / 1000.0)
+            })
+        };
+        let mut notes = self.notes.clone();
+        if let Some(floor) = floor
+            && self.rate > 0.0
+            && self.latency.is_some()
+        {
+            notes = format!("{:.0}% of floor-http; {notes}", 100.0 * self.rate / floor);
+        }
+        println!(
+            "{:<16} {:>12.0} {:>10} {:>10} {:>10} {:>8}  {}",
+            self.name,
+            self.rate,
+            ms(0.5),
+            ms(0.99),
+            ms(0.999),
+            self.errors,
+            notes
+        );
+    }
+}
+
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+pub fn splitmix(i: u64) -> u64 {
+    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// `workers` clients each sending one request after another for `duration`: the most the
+/// service does. Returns requests/s, latency and failures.
+pub async fn closed_loop<F, Fut>(
+    workers: usize,
+    duration: Duration,
+    make: F,
+) -> (f64, Histogram<u64>, u64)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let runs = (0..workers).map(|w| {
+        let make = &make;
+        async move {
+            let mut latency = histogram();
+            let mut errors = 0u64;
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                if !make(w).await {
+                    errors += 1;
+                }
+                latency
+                    .record((sent.elapsed().as_micros() as u64).max(1))
+                    .ok();
+            }
+            (latency, errors)
+        }
+    });
+    let results = futures_util::future::join_all(runs).await;
+    let secs = started.elapsed().as_secs_f64();
+    let mut total = histogram();
+    let mut errors = 0;
+    for (h, e) in results {
+        total.add(&h).ok();
+        errors += e;
+    }
+    (total.len() as f64 / secs, total, errors)
+}
+
+/// Requests due at a constant `rate` for `duration`, each timed from when it was due.
+pub async fn open_loop<F, Fut>(rate: f64, duration: Duration, make: F) -> (Histogram<u64>, u64)
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let total = (rate * duration.as_secs_f64()) as u64;
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due).await;
+        let request = make(i);
+        tasks.push(tokio::spawn(async move {
+            let ok = request.await;
+            (due.elapsed().as_micros() as u64, ok)
+        }));
+    }
+    let mut latency = histogram();
+    let mut errors = 0;
+    for task in tasks {
+        match task.await {
+            Ok((us, ok)) => {
+                latency.record(us.max(1)).ok();
+                if !ok {
+                    errors += 1;
+                }
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    (latency, errors)
+}

@@ -1,0 +1,119 @@
+//! The permits a vehicle holds at a lot: the lookups parking rights and pricing need.
+
+use super::definitions::DefinitionRow;
+use super::*;
+
+/// A permit held by a vehicle, with what decides where and when it applies.
+#[derive(Debug, Clone)]
+pub struct HeldPermit {
+    pub permit_id: String,
+    pub definition_name: String,
+    pub days: Days,
+    pub zone: TimeZoneName,
+    pub schedule: Schedule,
+    pub lots: Vec<i64>,
+}
+
+impl HeldPermit {
+    pub fn cover(&self) -> rules::PermitCover<'_> {
+        rules::PermitCover {
+            days: self.days,
+            zone: &self.zone,
+            lots: &self.lots,
+            schedule: &self.schedule,
+        }
+    }
+}
+
+const HELD_SELECT: &str = "SELECT v.license_norm, p.id, d.id AS definition_id, d.name, d.time_zone, d.schedule, \
+        p.valid_from, p.valid_to \
+     FROM end_user_vehicles v \
+     JOIN end_users u ON u.id = v.end_user_id \
+     JOIN permits p ON p.email = u.email \
+     JOIN permit_allocations a ON a.id = p.allocation_id \
+     JOIN permit_definitions d ON d.id = a.definition_id \
+     JOIN permit_definition_lots dl ON dl.definition_id = d.id";
+
+#[derive(sqlx::FromRow)]
+struct HeldRow {
+    license_norm: String,
+    id: String,
+    definition_id: i64,
+    name: String,
+    time_zone: String,
+    schedule: String,
+    valid_from: String,
+    valid_to: String,
+}
+
+impl HeldRow {
+    fn into_held(self, lot: i64) -> Result<(String, HeldPermit), AppError> {
+        let definition = DefinitionRow {
+            id: self.definition_id,
+            name: self.name,
+            time_zone: self.time_zone,
+            schedule: self.schedule,
+        }
+        .into_definition(vec![lot])?;
+        Ok((
+            self.license_norm,
+            HeldPermit {
+                permit_id: self.id,
+                definition_name: definition.name,
+                days: days(&self.valid_from, &self.valid_to)?,
+                zone: definition.time_zone,
+                schedule: definition.schedule,
+                lots: definition.lots,
+            },
+        ))
+    }
+}
+
+/// The permits (not deleted) whose holder has the plate `plate_norm` on their profile, whose
+/// definition covers `lot`, and whose days touch `[from, to)`: one indexed query.
+pub async fn held_by_plate(
+    store: &Store,
+    plate_norm: &str,
+    lot: i64,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<HeldPermit>, AppError> {
+    let rows: Vec<HeldRow> = read!(store, |db| {
+        sqlx::query_as(&format!(
+            "{HELD_SELECT} WHERE v.license_norm = $1 AND dl.parking_lot_id = $2 \
+               AND p.deleted_at IS NULL AND p.starts_at < $4 AND p.ends_at > $3 \
+             ORDER BY p.created_at, p.id"
+        ))
+        .bind(plate_norm)
+        .bind(lot)
+        .bind(to_micros(from))
+        .bind(to_micros(to))
+        .fetch_all(db)
+        .await?
+    });
+    rows.into_iter()
+        .map(|r| r.into_held(lot).map(|(_, p)| p))
+        .collect()
+}
+
+/// Every (plate, permit) of holders with vehicles whose permit covers `lot` on days touching
+/// `[from, to)`.
+pub async fn held_at_lot(
+    store: &Store,
+    lot: i64,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<(String, HeldPermit)>, AppError> {
+    let rows: Vec<HeldRow> = read!(store, |db| {
+        sqlx::query_as(&format!(
+            "{HELD_SELECT} WHERE dl.parking_lot_id = $1 AND p.deleted_at IS NULL \
+               AND p.starts_at < $3 AND p.ends_at > $2"
+        ))
+        .bind(lot)
+        .bind(to_micros(from))
+        .bind(to_micros(to))
+        .fetch_all(db)
+        .await?
+    });
+    rows.into_iter().map(|r| r.into_held(lot)).collect()
+}
