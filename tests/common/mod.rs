@@ -2,6 +2,8 @@
 //! or PostgreSQL, and a typed HTTP client for it.
 #![allow(dead_code)]
 
+pub mod permits;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use parkhub::ServeConfig;
