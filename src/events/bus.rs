@@ -66,6 +66,38 @@ pub async fn stopping(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
+/// Every `interval` until shutdown, runs `job` on whatever is older than `age` (the job gets
+/// that cutoff and answers how many records it changed), and logs what it did as `what`.
+pub fn spawn_expiry<F, Fut>(
+    bus: &EventBus,
+    age: Duration,
+    interval: Duration,
+    what: &'static str,
+    job: F,
+) where
+    F: Fn(jiff::Timestamp) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<u64, crate::http::AppError>> + Send,
+{
+    let mut shutdown = bus.shutdown();
+    let age = jiff::SignedDuration::try_from(age).unwrap_or(jiff::SignedDuration::MAX);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let Ok(cutoff) = jiff::Timestamp::now().checked_sub(age) else { continue };
+                    match job(cutoff).await {
+                        Ok(0) => {}
+                        Ok(records) => tracing::info!(records, "{what}"),
+                        Err(err) => tracing::warn!(error = %err, "{what} failed; will retry"),
+                    }
+                }
+                _ = stopping(&mut shutdown) => return,
+            }
+        }
+    });
+}
+
 /// After a commit that wrote events up to `seq`: wake local subscribers, and other instances.
 pub async fn announce(store: &Store, bus: &EventBus, seq: i64) {
     bus.published(seq);

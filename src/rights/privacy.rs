@@ -11,7 +11,7 @@ use sha2::Sha256;
 
 use crate::domain::time::to_micros;
 use crate::events::EventBus;
-use crate::events::bus::stopping;
+use crate::events::bus::spawn_expiry;
 use crate::http::AppError;
 use crate::store::Store;
 use crate::{read, write_tx};
@@ -103,24 +103,16 @@ pub async fn pseudonymise(store: &Store, before: Timestamp) -> Result<u64, AppEr
 
 /// Runs [`pseudonymise`] for records older than `retention`, every `interval`, until shutdown.
 pub fn spawn(store: Store, bus: EventBus, retention: Duration, interval: Duration) {
-    tokio::spawn(async move {
-        let mut shutdown = bus.shutdown();
-        let mut tick = tokio::time::interval(interval);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    let age = jiff::SignedDuration::try_from(retention).unwrap_or(jiff::SignedDuration::MAX);
-                    let Ok(before) = Timestamp::now().checked_sub(age) else { continue };
-                    match pseudonymise(&store, before).await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(records = n, "pseudonymised plates past their retention"),
-                        Err(err) => tracing::warn!(error = %err, "pseudonymisation failed; will retry"),
-                    }
-                }
-                _ = stopping(&mut shutdown) => return,
-            }
-        }
-    });
+    spawn_expiry(
+        &bus,
+        retention,
+        interval,
+        "pseudonymised plates past their retention",
+        move |before| {
+            let store = store.clone();
+            async move { pseudonymise(&store, before).await }
+        },
+    );
 }
 
 #[cfg(test)]
