@@ -233,6 +233,11 @@ async fn framework_rejections_are_json_in_one_shape(backend: Backend) {
                 continue;
             };
             let status = response.status();
+            let content_type = response.headers().get("content-type").cloned();
+            assert_eq!(
+                content_type.as_ref().and_then(|v| v.to_str().ok()),
+                Some("application/json")
+            );
             let json: Value =
                 serde_json::from_str(&response.text().await.unwrap()).expect("JSON body");
             answered = Some((status, json));
