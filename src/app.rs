@@ -18,6 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::events::EventBus;
 use crate::http::AppError;
+use crate::http::limits::{RateLimit, RateLimiter, SocketLimiter};
 use crate::http::middleware::{self, REQUEST_ID_HEADER};
 use crate::ops::metrics::Metrics;
 use crate::store::{Store, StoreOptions};
@@ -46,6 +47,10 @@ pub struct ServeConfig {
     pub plate_retention: Duration,
     /// How often that is done.
     pub privacy_interval: Duration,
+    /// Requests per second per token (`None`: no limit).
+    pub rate_limit: Option<RateLimit>,
+    /// Open TransactionMonitor sockets per principal.
+    pub max_sockets_per_principal: usize,
 }
 
 impl ServeConfig {
@@ -61,6 +66,8 @@ impl ServeConfig {
             socket_buffer: 256,
             plate_retention: Duration::from_secs(90 * 24 * 3600),
             privacy_interval: Duration::from_secs(3600),
+            rate_limit: None,
+            max_sockets_per_principal: 100,
         }
     }
 }
@@ -72,6 +79,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub config: Arc<ServeConfig>,
     pub events: EventBus,
+    pub rate_limiter: Arc<RateLimiter>,
+    pub sockets: SocketLimiter,
 }
 
 #[derive(utoipa::OpenApi)]
@@ -101,6 +110,7 @@ pub fn router(state: AppState) -> (Router, OpenApi) {
         .merge(crate::ops::routes())
         .merge(crate::lots::admin::routes())
         .merge(crate::principals::admin::routes())
+        .merge(crate::principals::rotation::routes())
         .merge(crate::tickets::routes())
         .merge(crate::permits::routes())
         .merge(crate::carparks::routes())
@@ -188,11 +198,15 @@ pub async fn serve_with_store(
         config.plate_retention,
         config.privacy_interval,
     );
+    let rate_limiter = Arc::new(RateLimiter::new(config.rate_limit));
+    spawn_forget_idle(rate_limiter.clone(), events.shutdown());
     let state = AppState {
         store: store.clone(),
         metrics: Arc::new(Metrics::new()),
+        sockets: SocketLimiter::new(config.max_sockets_per_principal),
         config: Arc::new(config),
         events,
+        rate_limiter,
     };
     let (app, _) = router(state);
     tracing::info!(address = %listener.local_addr()?, "parkhub listening");
@@ -215,4 +229,17 @@ pub async fn serve_with_store(
     store.close().await;
     tracing::info!("parkhub stopped");
     Ok(())
+}
+
+/// Once a minute until shutdown, forgets rate-limit state of tokens that went quiet.
+fn spawn_forget_idle(limiter: Arc<RateLimiter>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => limiter.forget_idle(),
+                _ = crate::events::bus::stopping(&mut shutdown) => break,
+            }
+        }
+    });
 }

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::{ServeConfig, serve_with_store};
+use crate::http::limits::RateLimit;
 use crate::principals::{Role, store as principals};
 use crate::setup;
 use crate::store::{Store, StoreOptions};
@@ -85,6 +86,13 @@ pub struct ServeArgs {
     /// Days events are kept for subscribers that are away.
     #[arg(long, env = "PARKHUB_EVENT_RETENTION_DAYS", default_value_t = 30)]
     pub event_retention_days: u64,
+    /// Requests per second per token (and bursts of as many); beyond it, 429 with
+    /// Retry-After. 0 turns the limit off.
+    #[arg(long, env = "PARKHUB_RATE_LIMIT", default_value_t = 300)]
+    pub rate_limit: u32,
+    /// Open TransactionMonitor sockets per principal.
+    #[arg(long, env = "PARKHUB_MAX_SOCKETS_PER_PRINCIPAL", default_value_t = 100)]
+    pub max_sockets_per_principal: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +176,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.request_timeout = Duration::from_secs(args.request_timeout.max(1));
     config.heartbeat_interval = Duration::from_secs(args.heartbeat_interval.max(1));
     config.event_retention = Duration::from_secs(args.event_retention_days.max(1) * 24 * 3600);
+    config.rate_limit = RateLimit::per_second(args.rate_limit);
+    config.max_sockets_per_principal = args.max_sockets_per_principal.max(1);
     config.store = StoreOptions {
         max_connections: args.max_connections.max(1),
         ..StoreOptions::default()

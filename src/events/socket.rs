@@ -115,6 +115,7 @@ fn params(query: &QueryMap) -> Result<Params, AppError> {
         (status = 401, description = "missing, malformed, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "not a provider or operator", body = ErrorBody),
         (status = 422, description = "invalid query parameter", body = ErrorBody),
+        (status = 429, description = "too many requests, or too many open sockets for this principal", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 async fn transaction_monitor(
@@ -125,9 +126,11 @@ async fn transaction_monitor(
 ) -> Result<Response, AppError> {
     who.require(&[Role::Provider, Role::Operator])?;
     let params = params(&query)?;
+    let permit = state.sockets.acquire(who.id)?;
     // Subscribers send little (acks): small buffers keep an idle socket cheap.
     let upgrade = upgrade.read_buffer_size(1024).write_buffer_size(0);
     Ok(upgrade.on_upgrade(move |socket| async move {
+        let _permit = permit;
         if let Err(err) = run(socket, state, who, params).await {
             tracing::warn!(error = %err, "TransactionMonitor socket ended with an error");
         }

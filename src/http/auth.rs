@@ -28,11 +28,19 @@ impl FromRequestParts<AppState> for Principal {
         if !token::is_well_formed(secret) {
             return Err(malformed());
         }
-        store::authenticate(&state.store, secret)
+        let (principal, token_id) = store::authenticate(&state.store, secret)
             .await?
-            .ok_or_else(|| AppError::Unauthorized("the token is unknown or revoked".into()))
+            .ok_or_else(|| AppError::Unauthorized("the token is unknown or revoked".into()))?;
+        state.rate_limiter.check(token_id)?;
+        parts.extensions.insert(TokenId(token_id));
+        Ok(principal)
     }
 }
+
+/// The id of the token the request was authenticated with (a request extension, set by the
+/// [`Principal`] extractor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenId(pub i64);
 
 fn malformed() -> AppError {
     AppError::Unauthorized(format!(

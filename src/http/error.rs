@@ -83,6 +83,12 @@ pub enum AppError {
     },
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// Over a rate or a count limit; `retry_after` goes to the `Retry-After` header.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("the database is unavailable")]
@@ -112,6 +118,7 @@ impl AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -127,6 +134,7 @@ impl AppError {
             Self::NotFound(_) => "not_found",
             Self::Conflict { error_id, .. } => error_id,
             Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::TooManyRequests { .. } => "too_many_requests",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
@@ -179,6 +187,13 @@ impl IntoResponse for AppError {
             _ => {}
         }
         let error_id = self.error_id();
+        let retry_after = match &self {
+            // Whole seconds, rounded up: a client that waits that long gets through.
+            Self::TooManyRequests { retry_after, .. } => {
+                Some(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0))
+            }
+            _ => None,
+        };
         let message = match &self {
             Self::Validation(errors) => validation_message(errors),
             other => other.to_string(),
@@ -192,6 +207,11 @@ impl IntoResponse for AppError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         }
         response
     }

@@ -1,6 +1,7 @@
 //! Principals (who calls the API, each with exactly one role) and their bearer tokens.
 
 pub mod admin;
+pub mod rotation;
 pub mod store;
 pub mod token;
 

@@ -57,6 +57,7 @@ pub struct TokenInfo {
     /// RFC 3339, UTC.
     #[schema(value_type = String)]
     pub created_at: Timestamp,
+    /// When the token stopped (or, after a rotation, will stop) working; RFC 3339, UTC.
     #[schema(value_type = Option<String>)]
     pub revoked_at: Option<Timestamp>,
 }
@@ -86,20 +87,33 @@ fn now() -> i64 {
     to_micros(Timestamp::now())
 }
 
-/// The principal holding this token, if the token exists and is not revoked.
-pub async fn authenticate(store: &Store, secret: &str) -> Result<Option<Principal>, AppError> {
+#[derive(sqlx::FromRow)]
+struct AuthenticatedRow {
+    token_id: i64,
+    #[sqlx(flatten)]
+    principal: PrincipalRow,
+}
+
+/// The principal holding this token and the token's id, if the token exists and still works
+/// (it is not revoked, or its revocation after a rotation is still to come).
+pub async fn authenticate(
+    store: &Store,
+    secret: &str,
+) -> Result<Option<(Principal, i64)>, AppError> {
     let hash = token::hash(secret);
-    let row: Option<PrincipalRow> = read!(store, |db| {
+    let row: Option<AuthenticatedRow> = read!(store, |db| {
         sqlx::query_as(
-            "SELECT p.id, p.role, p.name, p.all_lots FROM tokens t \
+            "SELECT t.id AS token_id, p.id, p.role, p.name, p.all_lots FROM tokens t \
              JOIN principals p ON p.id = t.principal_id \
-             WHERE t.hash = $1 AND t.revoked_at IS NULL",
+             WHERE t.hash = $1 AND (t.revoked_at IS NULL OR t.revoked_at > $2)",
         )
         .bind(&hash)
+        .bind(now())
         .fetch_optional(db)
         .await?
     });
-    row.map(PrincipalRow::into_principal).transpose()
+    row.map(|r| Ok((r.principal.into_principal()?, r.token_id)))
+        .transpose()
 }
 
 /// Creates a principal with its first token, in one transaction. `lots` of `None` means every
@@ -233,11 +247,14 @@ pub async fn revoke_token(
         .fetch_optional(&mut *tx)
         .await?;
         if found.is_some() {
-            sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(token_id)
-                .bind(revoked)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE tokens SET revoked_at = $2 \
+                 WHERE id = $1 AND (revoked_at IS NULL OR revoked_at > $2)",
+            )
+            .bind(token_id)
+            .bind(revoked)
+            .execute(&mut *tx)
+            .await?;
         }
         found
     });
@@ -320,10 +337,64 @@ pub async fn has_active_operator_token(store: &Store) -> Result<bool, AppError> 
     let count: i64 = read!(store, |db| {
         sqlx::query_scalar(
             "SELECT COUNT(*) FROM tokens t JOIN principals p ON p.id = t.principal_id \
-             WHERE p.role = 'operator' AND t.revoked_at IS NULL",
+             WHERE p.role = 'operator' AND (t.revoked_at IS NULL OR t.revoked_at > $1)",
         )
+        .bind(now())
         .fetch_one(db)
         .await?
     });
     Ok(count > 0)
+}
+
+/// A rotation: a new token for the holder of `old_token_id`, and the old token retired
+/// `overlap` from now (or sooner, if it was to stop working sooner anyway). One transaction.
+/// `None` when the old token no longer works.
+pub async fn rotate_token(
+    store: &Store,
+    old_token_id: i64,
+    overlap: std::time::Duration,
+) -> Result<Option<(TokenInfo, String, Timestamp)>, AppError> {
+    let new_token = token::generate();
+    let created = now();
+    let overlap = i64::try_from(overlap.as_micros()).unwrap_or(i64::MAX);
+    let retire_at = created.saturating_add(overlap);
+    let rotated: Option<(i64, i64, i64)> = write_tx!(store, |tx| {
+        let old: Option<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT principal_id, revoked_at FROM tokens \
+             WHERE id = $1 AND (revoked_at IS NULL OR revoked_at > $2)",
+        )
+        .bind(old_token_id)
+        .bind(created)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match old {
+            None => None,
+            Some((principal_id, revoked_at)) => {
+                let retire_at = revoked_at.map_or(retire_at, |r| r.min(retire_at));
+                sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE id = $1")
+                    .bind(old_token_id)
+                    .bind(retire_at)
+                    .execute(&mut *tx)
+                    .await?;
+                let id = sqlx::query_scalar::<_, i64>(INSERT_TOKEN)
+                    .bind(principal_id)
+                    .bind(&new_token.hash)
+                    .bind(&new_token.hint)
+                    .bind(created)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                Some((id, principal_id, retire_at))
+            }
+        }
+    });
+    Ok(rotated.map(|(id, principal_id, retire_at)| {
+        let info = TokenInfo {
+            id,
+            principal_id,
+            hint: new_token.hint.clone(),
+            created_at: from_micros(created),
+            revoked_at: None,
+        };
+        (info, new_token.secret, from_micros(retire_at))
+    }))
 }

@@ -131,6 +131,9 @@ async fn child_serve(args: &Args) -> anyhow::Result<()> {
     println!("LISTENING {}", listener.local_addr()?);
     let mut config = parkhub::ServeConfig::new(database);
     config.store.max_connections = 32;
+    // The load generator is one client with few tokens: no rate limit, room for every socket.
+    config.rate_limit = None;
+    config.max_sockets_per_principal = usize::MAX;
     parkhub::serve(config, listener, parkhub::cli::shutdown_signal()).await
 }
 
