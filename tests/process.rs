@@ -1,156 +1,23 @@
 //! The `parkhub` binary as a user runs it: first start, `--demo`, token commands, graceful
-//! shutdown, and `kill -9` in the middle of writes. Both backends.
+//! shutdown, and an event that survives `kill -9` (the crash campaign is tests/crash.rs).
+//! Both backends.
 
 mod common;
 
-use std::collections::HashMap;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::process::{Service, cli, create_token};
 use common::{Backend, fresh_database};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 backend_tests!(
     first_start_prints_a_working_operator_curl_line_once,
     demo_prints_the_seed_example_ready_to_paste,
     token_commands_create_list_and_revoke,
     sigterm_stops_gracefully,
-    kill_9_loses_nothing_that_was_acknowledged,
     an_event_survives_kill_9_before_its_subscriber_connects,
 );
-
-const BIN: &str = env!("CARGO_BIN_EXE_parkhub");
-
-/// A running `parkhub serve` with everything it printed so far.
-struct Service {
-    child: Child,
-    output: Arc<Mutex<String>>,
-    base: String,
-}
-
-impl Service {
-    async fn start(database_url: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--database", database_url])
-            .args(extra)
-            .env("PARKHUB_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start parkhub");
-        let output = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<String>();
-        let stdout = child.stdout.take().expect("stdout");
-        let sink = output.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            let mut ready = Some(ready_tx);
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(base) = line.strip_prefix("parkhub is listening on ")
-                    && let Some(tx) = ready.take()
-                {
-                    let _ = tx.send(base.trim().to_owned());
-                }
-                let mut out = sink.lock().unwrap();
-                out.push_str(&line);
-                out.push('\n');
-            }
-        });
-        let base = tokio::time::timeout(Duration::from_secs(30), ready_rx)
-            .await
-            .expect("parkhub printed its address within 30 s")
-            .expect("parkhub printed its address");
-        let service = Self {
-            child,
-            output,
-            base,
-        };
-        service.wait_ready().await;
-        service
-    }
-
-    /// The listener is bound before the address is printed; wait for /readyz anyway.
-    async fn wait_ready(&self) {
-        let client = reqwest::Client::new();
-        for _ in 0..300 {
-            if let Ok(r) = client.get(format!("{}/readyz", self.base)).send().await
-                && r.status() == StatusCode::OK
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("parkhub never became ready");
-    }
-
-    /// Waits until the output has everything the welcome text prints after the address.
-    async fn output_containing(&self, needle: &str) -> String {
-        for _ in 0..500 {
-            let out = self.output.lock().unwrap().clone();
-            if out.contains(needle) {
-                return out;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!(
-            "output never contained {needle:?}: {}",
-            self.output.lock().unwrap()
-        );
-    }
-
-    async fn sigterm(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().expect("pid").to_string();
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        tokio::time::timeout(Duration::from_secs(15), self.child.wait())
-            .await
-            .expect("parkhub stopped within 15 s of SIGTERM")
-            .expect("exit status")
-    }
-
-    async fn kill_9(mut self) {
-        self.child.start_kill().expect("SIGKILL");
-        let _ = self.child.wait().await;
-    }
-}
-
-fn cli(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(BIN)
-        .args(args)
-        .env("PARKHUB_LOG", "warn")
-        .output()
-        .expect("run parkhub")
-}
-
-/// `parkhub token create` and the token it printed last.
-fn create_token(database_url: &str, role: &str, name: &str) -> String {
-    let out = cli(&[
-        "token",
-        "create",
-        "--role",
-        role,
-        "--name",
-        name,
-        "--database",
-        database_url,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    stdout.lines().last().expect("a line").trim().to_owned()
-}
 
 async fn first_start_prints_a_working_operator_curl_line_once(backend: Backend) {
     let (url, _dir) = fresh_database(backend).await;
@@ -345,127 +212,6 @@ async fn sigterm_stops_gracefully(backend: Backend) {
         reqwest::get(format!("{base}/healthz")).await.is_err(),
         "nothing listens any more"
     );
-}
-
-async fn kill_9_loses_nothing_that_was_acknowledged(backend: Backend) {
-    let (url, _dir) = fresh_database(backend).await;
-    let provider = create_token(&url, "provider", "crash-provider");
-    let mut service = Service::start(&url, &["--demo"]).await;
-    let client = reqwest::Client::new();
-    let acknowledged: Arc<Mutex<HashMap<String, String>>> = Arc::default();
-    for cycle in 0..3 {
-        let mut writers = Vec::new();
-        for w in 0..8 {
-            let client = client.clone();
-            let url = format!("{}/api/v1/actions/tickets", service.base);
-            let token = provider.clone();
-            let acked = acknowledged.clone();
-            writers.push(tokio::spawn(async move {
-                for n in 0.. {
-                    // a new ticket each time, and one ticket updated again and again
-                    let (id, plate) = if n % 2 == 0 {
-                        (format!("c{cycle}-w{w}-n{n}"), format!("NEW{n}"))
-                    } else {
-                        (format!("hot-w{w}"), format!("HOT{cycle}X{n}"))
-                    };
-                    let body = json!({
-                        "eventType": "CreateOrUpdate", "ticketId": id, "parkingLotId": 12,
-                        "startDate": "2025-06-01T10:00:00Z", "licenseNumber": plate,
-                    });
-                    match client
-                        .post(&url)
-                        .bearer_auth(&token)
-                        .json(&body)
-                        .send()
-                        .await
-                    {
-                        Ok(r) if r.status() == StatusCode::OK => {
-                            acked.lock().unwrap().insert(id, plate);
-                        }
-                        Ok(r) => panic!("unexpected {}", r.status()),
-                        Err(_) => return, // the service is gone
-                    }
-                }
-            }));
-        }
-        tokio::time::sleep(Duration::from_millis(400 + 150 * cycle)).await;
-        service.kill_9().await;
-        for w in writers {
-            w.await.expect("writer");
-        }
-        service = Service::start(&url, &[]).await;
-        // everything acknowledged is there, at its acknowledged state
-        let mut stored: HashMap<String, String> = HashMap::new();
-        for page in 1.. {
-            let body: Value = client
-                .get(format!(
-                    "{}/api/v1/actions/tickets?perPage=500&page={page}",
-                    service.base
-                ))
-                .bearer_auth(&provider)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let data = body["data"].as_array().unwrap();
-            if data.is_empty() {
-                break;
-            }
-            for t in data {
-                stored.insert(
-                    t["ticketId"].as_str().unwrap().to_owned(),
-                    t["licenseNumber"].as_str().unwrap().to_owned(),
-                );
-            }
-        }
-        let acked = acknowledged.lock().unwrap().clone();
-        assert!(
-            acked.len() > 20,
-            "cycle {cycle}: too few writes to prove anything ({})",
-            acked.len()
-        );
-        let mut lost = Vec::new();
-        for (id, plate) in &acked {
-            match stored.get(id) {
-                None => lost.push(format!("{id} missing")),
-                Some(found) if id.starts_with("hot-") => {
-                    // the acknowledged update, or one in flight when the kill came (never older)
-                    let n = |p: &str| p.rsplit('X').next().unwrap().parse::<u64>().unwrap();
-                    if !found.starts_with(&format!("HOT{cycle}X")) || n(found) < n(plate) {
-                        lost.push(format!("{id}: acknowledged {plate}, stored {found}"));
-                    }
-                }
-                Some(found) if found != plate => lost.push(format!("{id}: {found} != {plate}")),
-                Some(_) => {}
-            }
-        }
-        assert!(
-            lost.is_empty(),
-            "cycle {cycle}: lost {} of {}: {lost:?}",
-            lost.len(),
-            acked.len()
-        );
-        eprintln!(
-            "kill -9 {backend:?} cycle {cycle}: {} acknowledged tickets so far (8 of them updated again and again), all found at their acknowledged state, lost 0",
-            acked.len()
-        );
-    }
-    assert!(service.sigterm().await.success());
-    if backend == Backend::Sqlite {
-        let store = parkhub::store::Store::open(&url, &Default::default())
-            .await
-            .unwrap();
-        let parkhub::store::Backend::Sqlite(db) = store.backend() else {
-            unreachable!()
-        };
-        let check: String = sqlx::query_scalar("PRAGMA integrity_check")
-            .fetch_one(&db.reader)
-            .await
-            .unwrap();
-        assert_eq!(check, "ok");
-    }
 }
 
 async fn an_event_survives_kill_9_before_its_subscriber_connects(backend: Backend) {

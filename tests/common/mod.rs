@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod permits;
+pub mod process;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
