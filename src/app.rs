@@ -51,6 +51,42 @@ pub struct ServeConfig {
     pub rate_limit: Option<RateLimit>,
     /// Open TransactionMonitor sockets per principal.
     pub max_sockets_per_principal: usize,
+    /// Serve HTTPS with this certificate and key (plain HTTP when `None`).
+    pub tls: Option<TlsFiles>,
+}
+
+/// A certificate chain and private key in PEM files, read and checked.
+#[derive(Clone)]
+pub struct TlsFiles {
+    config: axum_server::tls_rustls::RustlsConfig,
+}
+
+impl std::fmt::Debug for TlsFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsFiles")
+    }
+}
+
+impl TlsFiles {
+    pub async fn load(
+        cert: impl AsRef<std::path::Path>,
+        key: impl AsRef<std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        // rustls needs one process-wide crypto provider; installing it twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (cert, key) = (cert.as_ref(), key.as_ref());
+        let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+            .await
+            .with_context(|| {
+                format!(
+                    "could not use the TLS certificate {} with the key {}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+        Ok(Self { config })
+    }
 }
 
 impl ServeConfig {
@@ -68,6 +104,7 @@ impl ServeConfig {
             privacy_interval: Duration::from_secs(3600),
             rate_limit: None,
             max_sockets_per_principal: 100,
+            tls: None,
         }
     }
 }
@@ -208,16 +245,33 @@ pub async fn serve_with_store(
         events,
         rate_limiter,
     };
+    let tls = state.config.tls.clone();
     let (app, _) = router(state);
-    tracing::info!(address = %listener.local_addr()?, "parkhub listening");
+    tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "parkhub listening");
     // On shutdown, open sockets are told to close first, so the server can drain.
     let shutdown = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+        Some(tls) => {
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stopper.graceful_shutdown(None);
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, tls.config)?
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await?
+        }
+    }
     // Upgraded sockets outlive their HTTP connections: let them say goodbye before the
     // database goes away.
     if tokio::time::timeout(Duration::from_secs(10), sockets_done.recv())

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::app::{ServeConfig, serve_with_store};
+use crate::app::{ServeConfig, TlsFiles, serve_with_store};
 use crate::http::limits::RateLimit;
 use crate::principals::{Role, store as principals};
 use crate::setup;
@@ -93,6 +93,12 @@ pub struct ServeArgs {
     /// Open TransactionMonitor sockets per principal.
     #[arg(long, env = "PARKHUB_MAX_SOCKETS_PER_PRINCIPAL", default_value_t = 100)]
     pub max_sockets_per_principal: usize,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "PARKHUB_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "PARKHUB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -177,6 +183,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.heartbeat_interval = Duration::from_secs(args.heartbeat_interval.max(1));
     config.event_retention = Duration::from_secs(args.event_retention_days.max(1) * 24 * 3600);
     config.rate_limit = RateLimit::per_second(args.rate_limit);
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        // Read now, so a bad certificate stops the start before anything is printed.
+        config.tls = Some(TlsFiles::load(cert, key).await?);
+    }
     config.max_sockets_per_principal = args.max_sockets_per_principal.max(1);
     config.store = StoreOptions {
         max_connections: args.max_connections.max(1),
@@ -195,7 +205,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     print!(
         "{}",
-        setup::welcome_text(addr, operator_token.as_deref(), demo_token.as_ref())
+        setup::welcome_text(
+            &setup::base_url(addr, config.tls.is_some()),
+            operator_token.as_deref(),
+            demo_token.as_ref()
+        )
     );
     serve_with_store(store, config, listener, shutdown_signal()).await
 }

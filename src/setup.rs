@@ -81,26 +81,22 @@ pub async fn demo(store: &Store) -> Result<DemoTokens, AppError> {
 
 pub const DEMO_GATE: &str = "demo-gate";
 
-/// The address a curl on this machine reaches the service at.
-pub fn base_url(addr: SocketAddr) -> String {
+/// The address a curl on this machine reaches the service at (`https` when it serves TLS).
+pub fn base_url(addr: SocketAddr, tls: bool) -> String {
     let host = match addr.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
         ip if ip.is_unspecified() => "[::1]".to_owned(),
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         std::net::IpAddr::V4(ip) => ip.to_string(),
     };
-    format!("http://{host}:{}", addr.port())
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{host}:{}", addr.port())
 }
 
 /// What `parkhub serve` prints on start: where it listens, and ready-to-paste curl lines for
 /// any token it just created.
-pub fn welcome_text(
-    addr: SocketAddr,
-    operator_token: Option<&str>,
-    demo: Option<&DemoTokens>,
-) -> String {
+pub fn welcome_text(base: &str, operator_token: Option<&str>, demo: Option<&DemoTokens>) -> String {
     let demo_provider_token = demo.map(|d| d.provider.as_str());
-    let base = base_url(addr);
     let mut out = format!("parkhub is listening on {base}\n");
     if let Some(token) = operator_token {
         out.push_str(&format!(
@@ -158,26 +154,33 @@ mod tests {
     #[test]
     fn curl_lines_use_a_reachable_address() {
         assert_eq!(
-            base_url("0.0.0.0:8080".parse().unwrap()),
+            base_url("0.0.0.0:8080".parse().unwrap(), false),
             "http://127.0.0.1:8080"
         );
         assert_eq!(
-            base_url("127.0.0.1:9".parse().unwrap()),
+            base_url("127.0.0.1:9".parse().unwrap(), false),
             "http://127.0.0.1:9"
         );
-        assert_eq!(base_url("[::]:80".parse().unwrap()), "http://[::1]:80");
+        assert_eq!(
+            base_url("[::]:80".parse().unwrap(), false),
+            "http://[::1]:80"
+        );
+        assert_eq!(
+            base_url("0.0.0.0:8443".parse().unwrap(), true),
+            "https://127.0.0.1:8443"
+        );
     }
 
     #[test]
     fn welcome_shows_tokens_only_when_created() {
-        let addr = "127.0.0.1:8080".parse().unwrap();
-        let quiet = welcome_text(addr, None, None);
+        let addr = base_url("127.0.0.1:8080".parse().unwrap(), false);
+        let quiet = welcome_text(&addr, None, None);
         assert!(!quiet.contains("Bearer"));
         let demo = DemoTokens {
             provider: "phk_prov".into(),
             equipment: "phk_gate".into(),
         };
-        let loud = welcome_text(addr, Some("phk_op"), Some(&demo));
+        let loud = welcome_text(&addr, Some("phk_op"), Some(&demo));
         assert!(loud.contains("-H 'Authorization: Bearer phk_gate'"));
         assert!(loud.contains("-H 'Authorization: Bearer phk_op'"));
         assert!(loud.contains("-H 'Authorization: Bearer phk_prov'"));
