@@ -20,13 +20,23 @@ pub struct Service {
 
 impl Service {
     pub async fn start(database_url: &str, extra: &[&str]) -> Self {
+        Self::start_logging(database_url, extra, "warn", Stdio::inherit()).await
+    }
+
+    /// Starts it with `PARKHUB_LOG=filter`, its log (stderr) going to `log`.
+    pub async fn start_logging(
+        database_url: &str,
+        extra: &[&str],
+        filter: &str,
+        log: Stdio,
+    ) -> Self {
         let mut child = Command::new(BIN)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--database", database_url])
             .args(extra)
-            .env("PARKHUB_LOG", "warn")
+            .env("PARKHUB_LOG", filter)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .kill_on_drop(true)
             .spawn()
             .expect("start parkhub");
