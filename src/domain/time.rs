@@ -164,19 +164,25 @@ fn split_offset(text: &str) -> Result<(&str, Option<Offset>), String> {
     let (civil, suffix) = text.split_at(pos);
     let sign: i32 = if suffix.starts_with('-') { -1 } else { 1 };
     let digits = &suffix[1..];
-    let (hh, mm) = match digits.len() {
-        2 => (digits, "00"),
-        4 => (&digits[..2], &digits[2..]),
-        5 if digits.as_bytes()[2] == b':' => (&digits[..2], &digits[3..]),
+    let colons = |at: &[usize]| at.iter().all(|&i| digits.as_bytes()[i] == b':');
+    // Seconds appear in offsets we render ourselves: local mean time before standard time
+    // (Stockholm was +01:12:12 until 1879), so what parkhub writes, it reads.
+    let (hh, mm, ss) = match digits.len() {
+        2 => (digits, "00", "00"),
+        4 => (&digits[..2], &digits[2..], "00"),
+        5 if colons(&[2]) => (&digits[..2], &digits[3..], "00"),
+        6 => (&digits[..2], &digits[2..4], &digits[4..]),
+        8 if colons(&[2, 5]) => (&digits[..2], &digits[3..5], &digits[6..]),
         _ => return Err(FORMAT_HINT.into()),
     };
-    let (Ok(h), Ok(m)) = (hh.parse::<i32>(), mm.parse::<i32>()) else {
+    let (Ok(h), Ok(m), Ok(sec)) = (hh.parse::<i32>(), mm.parse::<i32>(), ss.parse::<i32>()) else {
         return Err(FORMAT_HINT.into());
     };
-    if !hh.bytes().chain(mm.bytes()).all(|b| b.is_ascii_digit()) || h > 23 || m > 59 {
+    let mut all_digits = hh.bytes().chain(mm.bytes()).chain(ss.bytes());
+    if !all_digits.all(|b| b.is_ascii_digit()) || h > 23 || m > 59 || sec > 59 {
         return Err("has an offset out of range (at most ±23:59)".into());
     }
-    let offset = Offset::from_seconds(sign * (h * 3600 + m * 60))
+    let offset = Offset::from_seconds(sign * (h * 3600 + m * 60 + sec))
         .map_err(|_| "has an offset out of range (at most ±23:59)".to_string())?;
     Ok((civil, Some(offset)))
 }
@@ -317,6 +323,15 @@ mod tests {
         ] {
             assert!(DateTimeInput::parse(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn offsets_with_seconds_read_back_as_rendered() {
+        let at = abs("1868-11-01T11:46:11Z");
+        let rendered = sthlm().render(at);
+        assert_eq!(rendered, "1868-11-01T12:58:23+01:12:12");
+        assert_eq!(abs(&rendered), at);
+        assert_eq!(abs(&sthlm().render_compact(at)), at);
     }
 
     #[test]
