@@ -118,6 +118,7 @@ pub struct AppState {
     pub events: EventBus,
     pub rate_limiter: Arc<RateLimiter>,
     pub sockets: SocketLimiter,
+    pub breaker: Arc<crate::http::breaker::Breaker>,
 }
 
 #[derive(utoipa::OpenApi)]
@@ -176,6 +177,10 @@ pub fn router(state: AppState) -> (Router, OpenApi) {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             state.config.request_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::http::breaker::fail_fast,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -241,6 +246,7 @@ pub async fn serve_with_store(
         store: store.clone(),
         metrics: Arc::new(Metrics::new()),
         sockets: SocketLimiter::new(config.max_sockets_per_principal),
+        breaker: Arc::default(),
         config: Arc::new(config),
         events,
         rate_limiter,

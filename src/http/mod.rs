@@ -2,6 +2,7 @@
 //! and the middleware every route goes through.
 
 pub mod auth;
+pub mod breaker;
 pub mod error;
 pub mod extract;
 pub mod limits;

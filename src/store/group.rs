@@ -102,7 +102,13 @@ async fn committer(writer: SqlitePool, mut receiver: mpsc::Receiver<Pending>) {
             }
             Err(err) => {
                 let message = err.to_string();
-                tracing::warn!(error = %message, jobs = jobs.len(), "a write batch failed to commit");
+                let cause = match &err {
+                    AppError::Internal(cause) | AppError::Unavailable(cause) => {
+                        format!("{cause:#}")
+                    }
+                    other => other.to_string(),
+                };
+                tracing::warn!(error = %cause, jobs = jobs.len(), "a write batch failed to commit");
                 for reply in replies {
                     let _ = reply.send(Err(AppError::Unavailable(anyhow::anyhow!("{message}"))));
                 }
@@ -116,10 +122,29 @@ async fn committer(writer: SqlitePool, mut receiver: mpsc::Receiver<Pending>) {
 /// (Savepoints would avoid the second pass, but SQLite keeps a savepoint after ROLLBACK TO,
 /// and sqlx's nested transactions reuse one name: a later rollback could undo jobs already
 /// answered. Failures are rare here, so the simple way costs nothing in practice.)
+///
+/// A batch that fails to commit (a full disk, say) closes its connection: SQLite may have
+/// rolled the transaction back by itself, and a connection whose sqlx bookkeeping still counts
+/// that transaction refuses every later BEGIN. The pool opens a fresh one for the next batch.
 fn run_batch<'a>(
     writer: &'a SqlitePool,
     jobs: &'a [Box<dyn ErasedJob>],
 ) -> JobFuture<'a, Vec<Answer>> {
+    Box::pin(async move {
+        let mut conn = writer.acquire().await?;
+        let outcome = run_batch_on(&mut conn, jobs).await;
+        if outcome.is_err() {
+            conn.close_on_drop();
+        }
+        outcome
+    })
+}
+
+fn run_batch_on<'a>(
+    writer: &'a mut SqliteConnection,
+    jobs: &'a [Box<dyn ErasedJob>],
+) -> JobFuture<'a, Vec<Answer>> {
+    use sqlx::Connection;
     Box::pin(async move {
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut results = Vec::with_capacity(jobs.len());

@@ -224,9 +224,15 @@ macro_rules! write_tx {
     ($store:expr, |$tx:ident| $body:expr) => {
         match $store.backend() {
             $crate::store::Backend::Sqlite(sqlite) => {
-                let mut $tx = sqlite.writer.begin_with("BEGIN IMMEDIATE").await?;
+                let mut conn = sqlite.writer.acquire().await?;
+                let mut $tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
                 let out = $body;
-                $tx.commit().await?;
+                if let Err(err) = $tx.commit().await {
+                    // SQLite may have rolled back by itself (a full disk): a fresh connection
+                    // replaces this one, whose bookkeeping would refuse every later BEGIN.
+                    conn.close_on_drop();
+                    return Err(err.into());
+                }
                 out
             }
             $crate::store::Backend::Postgres(pool) => {

@@ -4,6 +4,7 @@
 
 pub mod permits;
 pub mod process;
+pub mod proxy;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
