@@ -66,6 +66,10 @@ pub async fn seq_of(
     event_id: &str,
     provider: Option<i64>,
 ) -> Result<Option<i64>, AppError> {
+    // No EventID has a NUL, and PostgreSQL cannot even compare text with one.
+    if event_id.contains('\0') {
+        return Ok(None);
+    }
     Ok(read!(store, |db| {
         sqlx::query_scalar(
             "SELECT seq FROM events WHERE event_id = $1 AND ($2 IS NULL OR provider_id = $2)",

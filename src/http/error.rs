@@ -248,6 +248,9 @@ impl From<sqlx::Error> for AppError {
                     "an object this request refers to does not exist (any more)",
                 ),
                 _ if crate::store::is_unavailable(&err) => AppError::Unavailable(err.into()),
+                _ if crate::store::is_unstorable_text(&err) => AppError::BadRequest(
+                    "text with a NUL character (U+0000) is not accepted; remove it".into(),
+                ),
                 _ => AppError::Internal(err.into()),
             },
             _ if crate::store::is_unavailable(&err) => AppError::Unavailable(err.into()),

@@ -57,3 +57,12 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+/// True when the database refused text a client sent: PostgreSQL stores no NUL character
+/// (`character_not_in_repertoire`, `untranslatable_character`).
+pub fn is_unstorable_text(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("22021" | "22P05")),
+        _ => false,
+    }
+}
