@@ -5,6 +5,7 @@
 //!
 //! `PARKHUB_FUZZ_CASES` sets the number of cases of each property (default 256), so a long run
 //! by hand is `PARKHUB_FUZZ_CASES=100000 cargo test --test parsers_fuzz`.
+#![allow(dead_code)]
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -99,6 +100,7 @@ pub fn near_miss() -> impl Strategy<Value = String> {
 pub fn text() -> impl Strategy<Value = String> {
     prop_oneof![
         "\\PC{0,40}",
+        "[a-z0-9\\x00 ]{1,12}",
         near_miss(),
         any::<String>(),
         prop::collection::vec(any::<u8>(), 0..48)
