@@ -41,22 +41,39 @@ where
 }
 
 /// Parses a JSON document, telling a syntax error (400) from a shape error (422).
+///
+/// A number with no fraction (`12.0`, `1e3`) is taken as the integer it is, as JSON Schema's
+/// `integer` (what the OpenAPI document says these fields are) defines it.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let field = if path == "." { "body" } else { path.as_str() };
-                FieldErrors::single(field, strip_position(&inner.to_string()))
-            }
-            _ => AppError::BadRequest(format!("the body is not valid JSON: {inner}")),
-        }
-    })?;
-    de.end()
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|err| AppError::BadRequest(format!("the body is not valid JSON: {err}")))?;
-    Ok(value)
+    whole_numbers_as_integers(&mut value);
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
+        let path = err.path().to_string();
+        let field = if path == "." { "body" } else { path.as_str() };
+        FieldErrors::single(field, strip_position(&err.into_inner().to_string()))
+    })
+}
+
+/// Replaces every floating-point number without a fraction that fits an `i64` or a `u64` by
+/// that integer.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                // 2^63 and 2^64 are exact as f64; the casts below are exact inside them.
+                if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) {
+                    *n = (f as i64).into();
+                } else if (0.0..18_446_744_073_709_551_616.0).contains(&f) {
+                    *n = (f as u64).into();
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_numbers_as_integers),
+        Value::Null | Value::Bool(_) | Value::String(_) => {}
+    }
 }
 
 fn strip_position(message: &str) -> String {
@@ -138,5 +155,54 @@ pub fn path_id(raw: &str, what: &str) -> Result<i64, AppError> {
 impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
     fn into_response(self) -> axum::response::Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Counts {
+        n: i64,
+        big: Option<u64>,
+        ratio: Option<f64>,
+    }
+
+    #[test]
+    fn whole_floats_are_integers_and_fractions_stay_errors() {
+        let counts: Counts = parse_json(br#"{"n": 12.0, "big": 1e19, "ratio": 2.5}"#).unwrap();
+        assert_eq!(
+            (counts.n, counts.big, counts.ratio),
+            (12, Some(10_000_000_000_000_000_000), Some(2.5))
+        );
+        let counts: Counts = parse_json(br#"{"n": -0.0, "ratio": 3}"#).unwrap();
+        assert_eq!((counts.n, counts.ratio), (0, Some(3.0)));
+        for (body, field) in [
+            (r#"{"n": 1.5}"#, "n"),
+            (r#"{"n": 1e19}"#, "n"),
+            (r#"{"n": 1e300}"#, "n"),
+        ] {
+            match parse_json::<Counts>(body.as_bytes()) {
+                Err(AppError::Validation(errors)) => assert!(errors.contains(field), "{body}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn syntax_errors_are_400_and_shape_errors_422() {
+        assert!(matches!(
+            parse_json::<Counts>(b"{"),
+            Err(AppError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_json::<Counts>(b"{} x"),
+            Err(AppError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_json::<Counts>(b"[]"),
+            Err(AppError::Validation(_))
+        ));
     }
 }
