@@ -155,6 +155,7 @@ pub fn router(state: AppState) -> (Router, OpenApi) {
         .merge(crate::events::socket::routes())
         .merge(crate::rights::routes())
         .split_for_parts();
+    crate::http::openapi::add_shared_responses(&mut doc);
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "bearer",

@@ -32,7 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         (status = 409, description = "equipment with this name exists", body = ErrorBody),
         (status = 422, description = "invalid fields", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn create_equipment(
     State(state): State<AppState>,
     who: Principal,
@@ -44,7 +44,7 @@ async fn create_equipment(
 /// List equipment.
 #[utoipa::path(get, path = "/api/v1/admin/equipment", tag = "carparks",
     responses((status = 200, description = "the equipment", body = Vec<PrincipalView>)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn list_equipment(
     State(state): State<AppState>,
     who: Principal,
@@ -59,7 +59,7 @@ async fn list_equipment(
         (status = 200, description = "the equipment", body = PrincipalView),
         (status = 404, description = "no such equipment", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn get_equipment(
     State(state): State<AppState>,
     who: Principal,
@@ -76,7 +76,7 @@ async fn get_equipment(
         (status = 201, description = "the new token", body = TokenIssued),
         (status = 404, description = "no such equipment", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn issue_equipment_token(
     State(state): State<AppState>,
     who: Principal,
@@ -92,7 +92,7 @@ async fn issue_equipment_token(
         (status = 200, description = "the tokens", body = Vec<TokenInfo>),
         (status = 404, description = "no such equipment", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn list_equipment_tokens(
     State(state): State<AppState>,
     who: Principal,
@@ -111,7 +111,7 @@ async fn list_equipment_tokens(
         (status = 204, description = "revoked"),
         (status = 404, description = "no such equipment or token", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn revoke_equipment_token(
     State(state): State<AppState>,
     who: Principal,

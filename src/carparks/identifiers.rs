@@ -309,7 +309,7 @@ pub async fn owner_at(
         (status = 409, description = "another provider holds it for an overlapping time", body = ErrorBody),
         (status = 422, description = "invalid fields", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["provider"])))]
 async fn put_identifier(
     State(state): State<AppState>,
     who: Principal,
@@ -354,14 +354,14 @@ async fn put_identifier(
 /// The caller's identifiers, 50 a page.
 #[utoipa::path(get, path = "/api/v1/identifiers", tag = "carparks",
     params(
-        ("page" = Option<i64>, Query, description = "1 or more"),
-        ("perPage" = Option<i64>, Query, description = "1 to 500; default 50"),
+        ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000000, description = "1 or more"),
+        ("perPage" = Option<i64>, Query, minimum = 1, maximum = 500, description = "1 to 500; default 50"),
     ),
     responses(
         (status = 200, description = "one page", body = IdentifierPage),
         (status = 422, description = "invalid page", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["provider"])))]
 async fn list_identifiers(
     State(state): State<AppState>,
     who: Principal,
@@ -401,7 +401,7 @@ async fn list_identifiers(
         (status = 204, description = "removed"),
         (status = 404, description = "no such identifier of this provider", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["provider"])))]
 async fn delete_identifier(
     State(state): State<AppState>,
     who: Principal,

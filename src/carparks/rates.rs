@@ -27,22 +27,23 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RateInput {
-    #[schema(example = "Standard")]
+    #[schema(example = "Standard", required = true, value_type = String)]
     pub name: Option<String>,
-    #[schema(example = "SEK")]
+    /// ISO 4217, three upper-case letters.
+    #[schema(example = "SEK", required = true, value_type = String, pattern = "^[A-Z]{3}$")]
     pub currency_code: Option<String>,
     /// The first minutes of every stay are free.
-    #[schema(example = 15)]
+    #[schema(example = 15, required = true, value_type = i64, minimum = 0, maximum = 100000)]
     pub free_minutes: Option<i64>,
-    #[schema(example = 60)]
+    #[schema(example = 60, required = true, value_type = i64, minimum = 1, maximum = 1440)]
     pub period_minutes: Option<i64>,
     /// Minor units per started period.
-    #[schema(example = 2000)]
+    #[schema(example = 2000, required = true, value_type = i64, minimum = 0, maximum = 100000000)]
     pub price_per_period: Option<i64>,
     /// Local times of day with their own period price; may cross midnight.
     pub bands: Option<Vec<BandSpec>>,
     /// Most a local calendar day costs, minor units.
-    #[schema(example = 15000)]
+    #[schema(example = 15000, minimum = 0, maximum = 1000000000)]
     pub max_per_day: Option<i64>,
     /// The car park's default rate (exactly one is).
     #[serde(rename = "default")]
@@ -332,7 +333,7 @@ fn rate_no(raw: &str) -> Result<i64, AppError> {
         (status = 200, description = "the rates", body = Vec<RateView>),
         (status = 404, description = "no such lot", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn list_rates(
     State(state): State<AppState>,
     who: Principal,
@@ -353,7 +354,7 @@ async fn list_rates(
 #[utoipa::path(put, path = "/api/v1/admin/parking-lots/{id}/rates/{rateNo}", tag = "carparks",
     params(
         ("id" = i64, Path, description = "the lot's id"),
-        ("rateNo" = i64, Path, description = "the rate's number, 1 to 999999"),
+        ("rateNo" = i64, Path, minimum = 1, maximum = 999999, description = "the rate's number, 1 to 999999"),
     ),
     request_body = RateInput,
     responses(
@@ -362,7 +363,7 @@ async fn list_rates(
         (status = 404, description = "no such lot", body = ErrorBody),
         (status = 422, description = "invalid fields", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn put_rate(
     State(state): State<AppState>,
     who: Principal,
@@ -398,7 +399,7 @@ async fn put_rate(
         (status = 204, description = "deleted"),
         (status = 404, description = "no such lot or rate", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn delete_rate(
     State(state): State<AppState>,
     who: Principal,

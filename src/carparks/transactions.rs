@@ -43,6 +43,47 @@ struct Report {
     rate_no: Option<i64>,
 }
 
+/// The body of `POST /api/v1/carparks/entries` as documented; [`Report::from_json`] reads it,
+/// naming every field that is wrong.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"facilityNo": 1, "carparkNo": 2, "ticketNo": "ABC123", "ticketType": 4}))]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct EntryBody {
+    #[schema(minimum = 0)]
+    facility_no: i64,
+    #[schema(minimum = 0)]
+    carpark_no: i64,
+    /// The plate (ticketType 4) or the barcode text (5).
+    #[schema(min_length = 1)]
+    ticket_no: String,
+    /// 4: licence plate, 5: barcode.
+    #[schema(minimum = 4, maximum = 5)]
+    ticket_type: i64,
+    /// ISO 8601; no offset means the lot's local time; default now.
+    time: Option<String>,
+}
+
+/// The body of `POST /api/v1/carparks/exits`: an entry's fields and the rate to price by.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"facilityNo": 1, "carparkNo": 2, "ticketNo": "ABC123", "ticketType": 4, "rateNo": 1}))]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct ExitBody {
+    #[schema(minimum = 0)]
+    facility_no: i64,
+    #[schema(minimum = 0)]
+    carpark_no: i64,
+    #[schema(min_length = 1)]
+    ticket_no: String,
+    #[schema(minimum = 4, maximum = 5)]
+    ticket_type: i64,
+    time: Option<String>,
+    /// Default: the car park's default rate.
+    #[schema(minimum = 1)]
+    rate_no: Option<i64>,
+}
+
 fn int_field(body: &Value, field: &str, errors: &mut FieldErrors) -> Option<i64> {
     match body.get(field) {
         None | Some(Value::Null) => {
@@ -225,7 +266,7 @@ fn exit_result(stay: &Stay, exit: &Exit) -> TransactionResult {
 
 /// A vehicle entered a car park.
 #[utoipa::path(post, path = "/api/v1/carparks/entries", tag = "carparks",
-    request_body(content = Object, description = "`{\"facilityNo\":1,\"carparkNo\":2,\"ticketNo\":\"ABC123\",\"ticketType\":4,\"time\":\"...\"}`; time defaults to now"),
+    request_body = EntryBody,
     responses(
         (status = 201, description = "recorded; TransactionStarted is queued", body = TransactionResult),
         (status = 200, description = "the same entry again: the first result, nothing created", body = TransactionResult),
@@ -233,7 +274,7 @@ fn exit_result(stay: &Stay, exit: &Exit) -> TransactionResult {
         (status = 409, description = "the vehicle is inside already (another entry)", body = ErrorBody),
         (status = 422, description = "invalid fields or unknown car park", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["equipment"])))]
 async fn post_entry(
     State(state): State<AppState>,
     who: Principal,
@@ -361,7 +402,7 @@ async fn price_stay(
 
 /// A vehicle left a car park: the stay is priced and closed.
 #[utoipa::path(post, path = "/api/v1/carparks/exits", tag = "carparks",
-    request_body(content = Object, description = "`{\"facilityNo\":1,\"carparkNo\":2,\"ticketNo\":\"ABC123\",\"ticketType\":4,\"time\":\"...\",\"rateNo\":1}`; time defaults to now, rateNo to the default rate"),
+    request_body = ExitBody,
     responses(
         (status = 201, description = "priced and closed; TransactionCompleted is queued", body = TransactionResult),
         (status = 200, description = "the same exit again: the same result", body = TransactionResult),
@@ -369,7 +410,7 @@ async fn price_stay(
         (status = 404, description = "no open transaction of this vehicle here", body = ErrorBody),
         (status = 422, description = "invalid fields, exit before entry, no such rate", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["equipment"])))]
 async fn post_exit(
     State(state): State<AppState>,
     who: Principal,
@@ -469,19 +510,19 @@ pub struct Quote {
 /// What leaving at `at` (default now) would cost, without closing anything.
 #[utoipa::path(get, path = "/api/v1/carparks/quote", tag = "carparks",
     params(
-        ("facilityNo" = i64, Query, description = "the car park's facility number"),
-        ("carparkNo" = i64, Query, description = "the car park's number"),
+        ("facilityNo" = i64, Query, minimum = 0, description = "the car park's facility number"),
+        ("carparkNo" = i64, Query, minimum = 0, description = "the car park's number"),
         ("ticketNo" = String, Query, description = "plate or barcode text"),
-        ("ticketType" = i64, Query, description = "4 or 5"),
+        ("ticketType" = i64, Query, minimum = 4, maximum = 5, description = "4 or 5"),
         ("at" = Option<String>, Query, description = "ISO 8601; default now"),
-        ("rateNo" = Option<i64>, Query, description = "default: the car park's default rate"),
+        ("rateNo" = Option<i64>, Query, minimum = 1, description = "default: the car park's default rate"),
     ),
     responses(
         (status = 200, description = "the price", body = Quote),
         (status = 404, description = "no open transaction", body = ErrorBody),
         (status = 422, description = "invalid parameters", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["equipment", "operator", "enforcement"])))]
 async fn get_quote(
     State(state): State<AppState>,
     who: Principal,
@@ -545,7 +586,7 @@ pub struct Occupancy {
 /// Every barrier car park: capacity, vehicles inside, free spaces.
 #[utoipa::path(get, path = "/api/v1/carparks/occupancy", tag = "carparks",
     responses((status = 200, description = "per car park", body = Vec<Occupancy>)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator", "enforcement"])))]
 async fn get_occupancy(
     State(state): State<AppState>,
     who: Principal,

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod limits;
 pub mod middleware;
+pub mod openapi;
 pub mod paging;
 
 pub use auth::Principal;

@@ -26,7 +26,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         (status = 409, description = "a lot with this id exists", body = ErrorBody),
         (status = 422, description = "invalid fields", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn create_lot(
     State(state): State<AppState>,
     who: Principal,
@@ -41,7 +41,7 @@ async fn create_lot(
 /// List every parking lot.
 #[utoipa::path(get, path = "/api/v1/admin/parking-lots", tag = "admin",
     responses((status = 200, description = "the lots, by id", body = Vec<LotView>)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn list_lots(
     State(state): State<AppState>,
     who: Principal,
@@ -58,7 +58,7 @@ async fn list_lots(
         (status = 200, description = "the lot", body = LotView),
         (status = 404, description = "no such lot", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn get_lot(
     State(state): State<AppState>,
     who: Principal,
@@ -78,7 +78,7 @@ async fn get_lot(
         (status = 404, description = "no such lot", body = ErrorBody),
         (status = 422, description = "invalid fields", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn update_lot(
     State(state): State<AppState>,
     who: Principal,

@@ -83,25 +83,25 @@ impl From<&Lot> for LotView {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LotInput {
-    #[schema(example = 12)]
+    #[schema(example = 12, minimum = 1, maximum = 2147483647)]
     pub id: Option<i64>,
     #[schema(example = "Falun centrum")]
     pub name: Option<String>,
-    #[schema(example = 123)]
+    #[schema(example = 123, minimum = 0, maximum = 2147483647)]
     pub zone_code: Option<i64>,
     /// IANA time zone name; Europe/Stockholm when absent on create.
     #[schema(example = "Europe/Stockholm")]
     pub time_zone: Option<String>,
     /// Makes the lot a barrier car park (with `carparkNo`).
-    #[schema(example = 1)]
+    #[schema(example = 1, minimum = 0, maximum = 2147483647)]
     pub facility_no: Option<i64>,
-    #[schema(example = 2)]
+    #[schema(example = 2, minimum = 0, maximum = 2147483647)]
     pub carpark_no: Option<i64>,
     /// Spaces in the car park.
-    #[schema(example = 400)]
+    #[schema(example = 400, minimum = 0, maximum = 2147483647)]
     pub capacity: Option<i64>,
     /// Minutes of grace after a right ends (default 5).
-    #[schema(example = 5)]
+    #[schema(example = 5, minimum = 0, maximum = 1440)]
     pub grace_minutes: Option<i64>,
 }
 

@@ -37,7 +37,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TenantInput {
-    #[schema(example = "Acme AB")]
+    #[schema(example = "Acme AB", required = true, value_type = String)]
     pub name: Option<String>,
 }
 
@@ -63,7 +63,7 @@ pub struct TenantCreated {
         (status = 409, description = "a tenant with this name exists", body = ErrorBody),
         (status = 422, description = "invalid fields", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn create_tenant(
     State(state): State<AppState>,
     who: Principal,
@@ -87,7 +87,7 @@ async fn create_tenant(
 /// List tenants (never with tokens).
 #[utoipa::path(get, path = "/api/v1/admin/tenants", tag = "permits-admin",
     responses((status = 200, description = "the tenants", body = Vec<TenantView>)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn list_tenants(
     State(state): State<AppState>,
     who: Principal,
@@ -112,7 +112,7 @@ async fn list_tenants(
         (status = 200, description = "the tenant", body = TenantView),
         (status = 404, description = "no such tenant", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn get_tenant(
     State(state): State<AppState>,
     who: Principal,
@@ -132,7 +132,7 @@ async fn get_tenant(
         (status = 201, description = "the new token", body = TokenIssued),
         (status = 404, description = "no such tenant", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn issue_tenant_token(
     State(state): State<AppState>,
     who: Principal,
@@ -148,7 +148,7 @@ async fn issue_tenant_token(
         (status = 200, description = "the tokens", body = Vec<TokenInfo>),
         (status = 404, description = "no such tenant", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn list_tenant_tokens(
     State(state): State<AppState>,
     who: Principal,
@@ -167,7 +167,7 @@ async fn list_tenant_tokens(
         (status = 204, description = "revoked"),
         (status = 404, description = "no such tenant or token", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn revoke_tenant_token(
     State(state): State<AppState>,
     who: Principal,
@@ -222,7 +222,7 @@ impl From<Definition> for DefinitionView {
         (status = 201, description = "created", body = DefinitionView),
         (status = 422, description = "invalid fields, unknown lots, bad days or times", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn create_definition(
     State(state): State<AppState>,
     who: Principal,
@@ -274,7 +274,7 @@ async fn create_definition(
 /// List permit definitions.
 #[utoipa::path(get, path = "/api/v1/admin/permit-definitions", tag = "permits-admin",
     responses((status = 200, description = "the definitions", body = Vec<DefinitionView>)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn list_definitions(
     State(state): State<AppState>,
     who: Principal,
@@ -293,7 +293,7 @@ async fn list_definitions(
         (status = 200, description = "the definition", body = DefinitionView),
         (status = 404, description = "no such definition", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn get_definition(
     State(state): State<AppState>,
     who: Principal,
@@ -400,7 +400,7 @@ fn day(
         (status = 201, description = "created", body = AllocationView),
         (status = 422, description = "invalid fields, unknown tenant or definition", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn create_allocation(
     State(state): State<AppState>,
     who: Principal,
@@ -454,12 +454,12 @@ async fn create_allocation(
 
 /// List permit allocations, with their live issued counts.
 #[utoipa::path(get, path = "/api/v1/admin/permit-allocations", tag = "permits-admin",
-    params(("tenantId" = Option<i64>, Query, description = "only this tenant's")),
+    params(("tenantId" = Option<i64>, Query, minimum = 1, description = "only this tenant's")),
     responses(
         (status = 200, description = "the allocations", body = Vec<AllocationView>),
         (status = 422, description = "tenantId is not a number", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn list_allocations(
     State(state): State<AppState>,
     who: Principal,
@@ -482,7 +482,7 @@ async fn list_allocations(
         (status = 200, description = "the allocation", body = AllocationView),
         (status = 404, description = "no such allocation", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn get_allocation(
     State(state): State<AppState>,
     who: Principal,
@@ -514,7 +514,7 @@ pub struct AllocationUpdate {
         (status = 409, description = "below what is issued", body = ErrorBody),
         (status = 422, description = "invalid fields", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn update_allocation(
     State(state): State<AppState>,
     who: Principal,

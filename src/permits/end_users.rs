@@ -85,7 +85,7 @@ async fn load(state: &AppState, email: &Email) -> Result<EndUserView, AppError> 
         (status = 200, description = "it existed", body = EndUserView),
         (status = 422, description = "not an e-mail address", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn put_end_user(
     State(state): State<AppState>,
     who: Principal,
@@ -109,7 +109,7 @@ async fn put_end_user(
         (status = 200, description = "the profile", body = EndUserView),
         (status = 404, description = "no such end user", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn get_end_user(
     State(state): State<AppState>,
     who: Principal,
@@ -133,7 +133,7 @@ async fn get_end_user(
         (status = 404, description = "no such end user", body = ErrorBody),
         (status = 422, description = "not an e-mail address or not a plate", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn put_vehicle(
     State(state): State<AppState>,
     who: Principal,
@@ -164,7 +164,7 @@ async fn put_vehicle(
         (status = 204, description = "removed"),
         (status = 404, description = "no such end user or vehicle", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn delete_vehicle(
     State(state): State<AppState>,
     who: Principal,

@@ -39,7 +39,7 @@ fn allocation_not_found(id: &str) -> AppError {
         (status = 401, description = "missing, malformed, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "not a tenant", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["tenant"])))]
 async fn tenant_permit_allocations(
     State(state): State<AppState>,
     who: Principal,
@@ -62,7 +62,7 @@ async fn tenant_permit_allocations(
         (status = 403, description = "not a tenant", body = ErrorBody),
         (status = 404, description = "no such allocation of this tenant", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["tenant"])))]
 async fn tenant_issued_permits(
     State(state): State<AppState>,
     who: Principal,
@@ -88,8 +88,9 @@ async fn tenant_issued_permits(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PermitInput {
-    #[schema(example = "client@autopay.io")]
+    #[schema(example = "client@autopay.io", required = true, value_type = String)]
     pub email: Option<String>,
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub permit_allocation_id: Option<String>,
     /// `YYYY-MM-DD` or a date-time; default today (or the allocation's start, if later).
     #[schema(example = "2025-06-01")]
@@ -109,7 +110,7 @@ pub struct PermitInput {
         (status = 409, description = "quota exceeded, or the e-mail already holds a permit of it then", body = ErrorBody),
         (status = 422, description = "invalid fields", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["tenant"])))]
 async fn create_permit(
     State(state): State<AppState>,
     who: Principal,
@@ -156,7 +157,7 @@ async fn create_permit(
         (status = 403, description = "not a tenant", body = ErrorBody),
         (status = 404, description = "no such permit of this tenant", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["tenant"])))]
 async fn get_permit(
     State(state): State<AppState>,
     who: Principal,
@@ -188,7 +189,7 @@ pub struct PermitUpdate {
         (status = 409, description = "quota exceeded, or overlapping another permit of the e-mail", body = ErrorBody),
         (status = 422, description = "invalid dates", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["tenant"])))]
 async fn update_permit(
     State(state): State<AppState>,
     who: Principal,
@@ -216,7 +217,7 @@ async fn update_permit(
         (status = 403, description = "not a tenant", body = ErrorBody),
         (status = 404, description = "no such permit of this tenant", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["tenant"])))]
 async fn delete_permit(
     State(state): State<AppState>,
     who: Principal,

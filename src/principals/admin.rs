@@ -28,7 +28,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PrincipalInput {
-    #[schema(example = "easypark")]
+    #[schema(example = "easypark", required = true, value_type = String)]
     pub name: Option<String>,
     /// The lots it may act at; every lot when absent or null.
     #[schema(example = json!([12]))]
@@ -204,7 +204,7 @@ pub async fn revoke_token(
         (status = 409, description = "a provider with this name exists", body = ErrorBody),
         (status = 422, description = "invalid fields", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn create_provider(
     State(state): State<AppState>,
     who: Principal,
@@ -216,7 +216,7 @@ async fn create_provider(
 /// List providers (never with tokens).
 #[utoipa::path(get, path = "/api/v1/admin/providers", tag = "admin",
     responses((status = 200, description = "the providers", body = Vec<PrincipalView>)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn list_providers(
     State(state): State<AppState>,
     who: Principal,
@@ -231,7 +231,7 @@ async fn list_providers(
         (status = 200, description = "the provider", body = PrincipalView),
         (status = 404, description = "no such provider", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn get_provider(
     State(state): State<AppState>,
     who: Principal,
@@ -248,7 +248,7 @@ async fn get_provider(
         (status = 201, description = "the new token", body = TokenIssued),
         (status = 404, description = "no such provider", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn issue_provider_token(
     State(state): State<AppState>,
     who: Principal,
@@ -264,7 +264,7 @@ async fn issue_provider_token(
         (status = 200, description = "the tokens", body = Vec<TokenInfo>),
         (status = 404, description = "no such provider", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn list_provider_tokens(
     State(state): State<AppState>,
     who: Principal,
@@ -283,7 +283,7 @@ async fn list_provider_tokens(
         (status = 204, description = "revoked"),
         (status = 404, description = "no such provider or token", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn revoke_provider_token(
     State(state): State<AppState>,
     who: Principal,

@@ -30,7 +30,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RotateInput {
     /// How long the old token keeps working, 0 to 2592000 seconds (default 3600).
-    #[schema(example = 3600)]
+    #[schema(example = 3600, minimum = 0, maximum = 2592000)]
     pub overlap_seconds: Option<i64>,
 }
 

@@ -165,9 +165,9 @@ fn plate(text: &str, field: &str) -> Result<String, FieldErrors> {
 /// May this vehicle park here now (or at `at`)?
 #[utoipa::path(get, path = "/api/v1/parking-rights", tag = "rights",
     params(
-        ("licenseNumber" = String, Query, description = "the plate, any spelling"),
-        ("parkingLotId" = Option<i64>, Query, description = "the lot (or zoneCode)"),
-        ("zoneCode" = Option<i64>, Query, description = "every lot with this zone code (or parkingLotId)"),
+        ("licenseNumber" = String, Query, min_length = 1, max_length = 20, description = "the plate, any spelling"),
+        ("parkingLotId" = Option<i64>, Query, minimum = 1, description = "the lot (or zoneCode)"),
+        ("zoneCode" = Option<i64>, Query, minimum = 0, description = "every lot with this zone code (or parkingLotId)"),
         ("at" = Option<String>, Query, description = "ISO 8601; default now"),
     ),
     responses(
@@ -175,7 +175,7 @@ fn plate(text: &str, field: &str) -> Result<String, FieldErrors> {
         (status = 403, description = "not enforcement or operator", body = ErrorBody),
         (status = 422, description = "invalid or missing parameters", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["enforcement", "operator"])))]
 async fn check_one(
     State(state): State<AppState>,
     who: Principal,
@@ -211,7 +211,8 @@ async fn check_one(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchInput {
-    /// Up to 1000 plates.
+    /// 1 to 1000 plates.
+    #[schema(required = true, value_type = Vec<String>, min_items = 1, max_items = 1000)]
     pub license_numbers: Option<Vec<String>>,
     pub parking_lot_id: Option<i64>,
     pub zone_code: Option<i64>,
@@ -233,7 +234,7 @@ pub struct BatchAnswer {
         (status = 403, description = "not enforcement or operator", body = ErrorBody),
         (status = 422, description = "invalid fields, or more than 1000 plates", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["enforcement", "operator"])))]
 async fn check_batch(
     State(state): State<AppState>,
     who: Principal,
@@ -293,17 +294,17 @@ pub struct PlatePage {
 /// devices that must keep working offline.
 #[utoipa::path(get, path = "/api/v1/parking-rights/valid-plates", tag = "rights",
     params(
-        ("parkingLotId" = Option<i64>, Query, description = "the lot (or zoneCode)"),
-        ("zoneCode" = Option<i64>, Query, description = "every lot with this zone code"),
+        ("parkingLotId" = Option<i64>, Query, minimum = 1, description = "the lot (or zoneCode)"),
+        ("zoneCode" = Option<i64>, Query, minimum = 0, description = "every lot with this zone code"),
         ("at" = Option<String>, Query, description = "ISO 8601; default now"),
-        ("page" = Option<i64>, Query, description = "1 or more"),
-        ("perPage" = Option<i64>, Query, description = "1 to 500; default 50"),
+        ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000000, description = "1 or more"),
+        ("perPage" = Option<i64>, Query, minimum = 1, maximum = 500, description = "1 to 500; default 50"),
     ),
     responses(
         (status = 200, description = "one page of plates", body = PlatePage),
         (status = 422, description = "invalid parameters", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["enforcement", "operator"])))]
 async fn valid_plates(
     State(state): State<AppState>,
     who: Principal,
@@ -361,18 +362,18 @@ pub struct CheckPage {
 #[utoipa::path(get, path = "/api/v1/admin/parking-right-checks", tag = "rights",
     params(
         ("licenseNumber" = Option<String>, Query, description = "matched in normal form"),
-        ("parkingLotId" = Option<i64>, Query, description = "checks of this lot"),
+        ("parkingLotId" = Option<i64>, Query, minimum = 1, description = "checks of this lot"),
         ("from" = Option<String>, Query, description = "checked at or after (ISO 8601 with offset)"),
         ("to" = Option<String>, Query, description = "checked before"),
-        ("page" = Option<i64>, Query, description = "1 or more"),
-        ("perPage" = Option<i64>, Query, description = "1 to 500; default 50"),
+        ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000000, description = "1 or more"),
+        ("perPage" = Option<i64>, Query, minimum = 1, maximum = 500, description = "1 to 500; default 50"),
     ),
     responses(
         (status = 200, description = "one page of checks", body = CheckPage),
         (status = 403, description = "not the operator", body = ErrorBody),
         (status = 422, description = "invalid parameters", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["operator"])))]
 async fn list_checks(
     State(state): State<AppState>,
     who: Principal,

@@ -143,7 +143,7 @@ pub struct TicketPage {
         (status = 415, description = "not application/json", body = ErrorBody),
         (status = 422, description = "invalid fields, each named", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["provider"])))]
 async fn post_ticket_event(
     State(state): State<AppState>,
     who: Principal,
@@ -193,11 +193,11 @@ async fn post_ticket_event(
 /// List the caller's tickets, oldest first, 50 a page.
 #[utoipa::path(get, path = "/api/v1/actions/tickets", tag = "tickets",
     params(
-        ("page" = Option<i64>, Query, description = "1 or more; default 1"),
-        ("perPage" = Option<i64>, Query, description = "1 to 500; default 50"),
+        ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000000, description = "1 or more; default 1"),
+        ("perPage" = Option<i64>, Query, minimum = 1, maximum = 500, description = "1 to 500; default 50"),
         ("licenseNumber" = Option<String>, Query, description = "matched in plate normal form"),
-        ("parkingLotId" = Option<i64>, Query, description = "only this lot's tickets"),
-        ("updatedSince" = Option<i64>, Query, description = "unix seconds: only tickets updated at or after"),
+        ("parkingLotId" = Option<i64>, Query, minimum = 1, maximum = 2147483647, description = "only this lot's tickets"),
+        ("updatedSince" = Option<i64>, Query, minimum = 0, maximum = 253402300799.0, description = "unix seconds: only tickets updated at or after"),
     ),
     responses(
         (status = 200, description = "one page", body = TicketPage),
@@ -205,7 +205,7 @@ async fn post_ticket_event(
         (status = 403, description = "not a provider", body = ErrorBody),
         (status = 422, description = "a query parameter is invalid", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["provider"])))]
 async fn list_tickets(
     State(state): State<AppState>,
     who: Principal,
