@@ -1,7 +1,9 @@
 //! The authorization matrix: every route the service serves with the roles that may call it,
 //! a world with two principals of every kind and their own objects, and helpers that send any
 //! `Authorization` header (or none) over HTTP or the WebSocket handshake. Used by
-//! `tests/authz.rs` (as `#[path]` module beside `common`, so other test binaries skip it).
+//! `tests/authz.rs` and `tests/http_fuzz.rs` (as a `#[path]` module beside `common`, so other
+//! test binaries skip it).
+#![allow(dead_code)]
 
 use std::time::Duration;
 
