@@ -114,6 +114,7 @@
   }
   // An instant in a lot's time zone, e.g. 2026-11-26 14:00.
   function fmtTime(v, tz, withDate = true) {
+    if (/^\d{4}-\d\d-\d\d$/.test(v)) return v; // a local date, not an instant
     const d = parseTime(v);
     return d ? formatter(tz, withDate).format(d) : (v ? String(v) : '—');
   }
@@ -252,7 +253,7 @@
     });
     state.search = { kind: 'tickets', params: null, page: 1 };
     for (const id of ['lots', 'events', 'verdict', 'results', 'setup-lots', 'setup-rates', 'principals',
-      'tokens-panel', 'setup-defs', 'setup-allocs']) $(`#${id}`).replaceChildren();
+      'setup-defs', 'setup-allocs']) $(`#${id}`).replaceChildren();
     $$('form').forEach((f) => { f.reset(); clearErrors(f); });
     $('#events-empty').hidden = false;
     $('#nav').hidden = true;
@@ -781,7 +782,7 @@
     const form = h('form', { class: 'grid-form', id: `form-${k.key}`, novalidate: true },
       h('h4', { class: 'sr' }, `New ${k.one}`),
       h('div', { class: 'field' }, h('label', { for: `new-${k.key}-name` }, `New ${k.one}: name`), h('input', { id: `new-${k.key}-name`, name: 'name', required: true, autocomplete: 'off' })),
-      k.lots ? h('div', { class: 'field' }, h('label', { for: `new-${k.key}-lots` }, 'Lot ids (comma separated)'), h('input', { id: `new-${k.key}-lots`, name: 'parkingLotIds', inputmode: 'numeric', autocomplete: 'off' })) : null,
+      k.lots ? h('div', { class: 'field' }, h('label', { for: `new-${k.key}-lots` }, 'Lot ids'), h('input', { id: `new-${k.key}-lots`, name: 'parkingLotIds', placeholder: 'all, or e.g. 12, 14', autocomplete: 'off' })) : null,
       h('p', { class: 'form-error', role: 'alert', hidden: true }),
       h('div', { class: 'actions' }, h('button', { type: 'submit' }, `Create ${k.one}`)),
       h('div', { class: 'secret-slot wide' }));
@@ -801,11 +802,12 @@
         h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Id'), h('th', { scope: 'col' }, 'Name'),
           k.lots ? h('th', { scope: 'col' }, 'Lots') : null, h('th', { scope: 'col' }, h('span', { class: 'sr' }, 'Actions')))),
         h('tbody', { id: `list-${k.key}` }))),
+      h('div', { class: 'panel', id: `tokens-${k.key}`, hidden: true }),
       form);
   }
 
   async function openTokens(k, it) {
-    const panel = $('#tokens-panel');
+    const panel = $(`#tokens-${k.key}`);
     panel.hidden = false;
     const base = `/api/v1/admin/${k.key}/${it.id}/tokens`;
     const slot = h('div');
@@ -865,6 +867,7 @@
       }
     });
     input.addEventListener('focus', () => input.select());
+    $('.done', node).addEventListener('click', () => node.remove());
     return node;
   }
 

@@ -207,6 +207,22 @@ await step('create a provider and copy its token', async () => {
   await page.waitForFunction((n) => document.querySelector('#list-providers').textContent.includes(n), `console-${plate}`);
 });
 
+await step('issue a second token and revoke the first', async () => {
+  await page.click(`#list-providers button[aria-label="Tokens of provider console-${plate}"]`);
+  await page.waitForSelector('#tokens-providers:not([hidden]) tbody tr');
+  assert.equal(await page.$$eval('#tokens-providers tbody tr', (r) => r.length), 1);
+  await page.click('#tokens-providers button:text("Issue a new token")');
+  await page.waitForSelector('#tokens-providers .secret-value');
+  const second = await page.inputValue('#tokens-providers .secret-value');
+  await page.waitForFunction(() => document.querySelectorAll('#tokens-providers tbody tr').length === 2);
+  page.once('dialog', (d) => d.accept());
+  await page.click('#tokens-providers tbody tr:first-child button:text("Revoke")');
+  await page.waitForFunction(() => /revoked/.test(document.querySelector('#tokens-providers tbody tr:first-child').textContent));
+  assert.equal((await call(providerToken, 'GET', '/api/v1/actions/tickets')).status, 401, 'the revoked token is refused');
+  assert.equal((await call(second, 'GET', '/api/v1/actions/tickets')).status, 200, 'the new token works');
+  await screenshots('setup-tokens');
+});
+
 await step('API errors are shown beside the form and the field', async () => {
   await page.fill('#lot-id', '12');
   await page.fill('#lot-name', 'Twin of 12');
@@ -237,6 +253,58 @@ await step('API errors are shown beside the form and the field', async () => {
   await page.click('#lot-submit');
   await page.waitForFunction(() => document.querySelector('#setup-lots').textContent.includes('Twin of 12'));
   assert.equal(await page.$('#lot-tz-err'), null, 'the error goes once fixed');
+});
+
+await step('rates, a tenant, a permit definition and an allocation; a permit is found', async () => {
+  await page.click('#view-setup details:nth-of-type(2) > summary');
+  await page.selectOption('#rate-lot', '12');
+  await page.waitForSelector('#setup-rates tr td');
+  await page.fill('#rate-no', '2');
+  await page.fill('#rate-name', 'Evening');
+  await page.fill('#rate-price', '1000');
+  await page.fill('#rate-max', '5000');
+  await page.click('#rate-form button[type="submit"]');
+  await page.waitForFunction(() => document.querySelector('#setup-rates').textContent.includes('Evening'));
+  const rates = await call(OPERATOR, 'GET', '/api/v1/admin/parking-lots/12/rates');
+  assert.ok(rates.body.some((r) => r.rateNo === 2 && r.pricePerPeriod === 1000 && r.maxPerDay === 5000));
+
+  await page.fill('#new-tenants-name', `Acme ${plate}`);
+  await page.click('#form-tenants button[type="submit"]');
+  await page.waitForSelector('#form-tenants .secret-value');
+  const tenantToken = await page.inputValue('#form-tenants .secret-value');
+
+  await page.click('#view-setup details:nth-of-type(4) > summary');
+  await page.fill('#def-name', 'Mornings');
+  await page.fill('#def-lots', '12');
+  for (const d of ['mon', 'tue', 'wed', 'thu', 'fri']) await page.check(`#def-days input[value="${d}"]`);
+  await page.fill('#def-from', '05:00');
+  await page.fill('#def-to', '09:00');
+  await page.click('#def-form button[type="submit"]');
+  await page.waitForFunction(() => document.querySelector('#setup-defs').textContent.includes('Mornings'));
+  assert.match(await page.textContent('#setup-defs'), /mon, tue, wed, thu, fri 05:00–09:00/);
+
+  await page.selectOption('#al-tenant', { label: `Acme ${plate}` });
+  await page.selectOption('#al-def', { label: 'Mornings' });
+  await page.fill('#al-spaces', '5');
+  await page.fill('#al-count', '3');
+  await page.fill('#al-from', '2025-01-01');
+  await page.fill('#al-to', '2030-12-31');
+  await page.click('#alloc-form button[type="submit"]');
+  await page.waitForFunction(() => document.querySelector('#setup-allocs').textContent.includes('0 of 3'));
+  const allocation = (await call(tenantToken, 'GET', '/permit/v3/tenant_permit_allocations')).body[0];
+  const permit = await call(tenantToken, 'POST', '/permit/v3/end_user_permit', {
+    email: 'driver@example.com', permit_allocation_id: allocation.permit_allocation_id, valid_to: '2029-12-31',
+  });
+  assert.ok(permit.status < 300, JSON.stringify(permit.body));
+  await screenshots('setup-permits');
+
+  await go('search');
+  await page.click('.tabs button[data-kind="permits"]');
+  await page.fill('#s-email', 'driver@example.com');
+  await page.click('#search-form button[type="submit"]');
+  await page.waitForFunction(() => document.querySelector('#results tbody')?.textContent.includes('driver@example.com'));
+  assert.match(await page.textContent('#results tbody'), /Mornings/);
+  await screenshots('search-permits');
 });
 
 await step('a reload keeps the session; Tab reaches the skip link and the views', async () => {
