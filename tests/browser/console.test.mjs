@@ -132,6 +132,7 @@ await step('an entry posted by the gate appears live, and the overview follows',
   assert.match(text, /Falun|12 ·/);
   await page.click('#nav a[data-view="overview"]');
   await page.waitForFunction(() => /Inside\s*1/.test(document.querySelector('#lots [data-lot="12"] .nums').textContent));
+  await page.waitForFunction(() => /now 1 /.test(document.querySelector('#chart-12 figcaption')?.textContent));
   await screenshots('overview');
 });
 
