@@ -233,7 +233,7 @@ async function signIn(token, quiet) {
   $$('[data-role="operator"]').forEach((el) => { el.hidden = role !== 'operator'; });
   $('#nav').hidden = false;
   $('#who').hidden = false;
-  $('#s-provider').closest('.field').hidden = role !== 'operator';
+  searchFields(state.search.kind);
   if (!quiet) say(`Signed in as ${role}.`);
   await refreshOverview();
   state.pollTimer = setInterval(() => { if (!document.hidden) refreshOverview(); }, POLL_MS);
@@ -572,12 +572,16 @@ const SEARCH = {
   },
 };
 
-function setSearchKind(kind) {
-  state.search = { kind, params: null, page: 1 };
+// Shows the filters of one kind of search (and the provider filter to operators only).
+function searchFields(kind) {
   for (const b of $$('.tabs button')) b.setAttribute('aria-pressed', String(b.dataset.kind === kind));
   for (const f of $$('#search-form [data-for]')) {
     f.hidden = !f.dataset.for.split(' ').includes(kind) || (f.contains($('#s-provider')) && state.role !== 'operator');
   }
+}
+function setSearchKind(kind) {
+  state.search = { kind, params: null, page: 1 };
+  searchFields(kind);
   clearErrors($('#search-form'));
   $('#results').replaceChildren();
   if (kind === 'permits' && state.role === 'operator') fillSelect($('#s-tenant'), state.tenants.map((t) => [t.id, t.name]), { empty: 'Any tenant' });

@@ -176,7 +176,8 @@ await step('search finds a ticket and the stay', async () => {
   });
   assert.ok(ticket.status < 300, JSON.stringify(ticket.body));
   await go('search');
-  await page.click('.tabs button[data-kind="tickets"]');
+  assert.ok(!(await page.isVisible('#s-email')), 'the ticket filters only');
+  assert.ok(await page.isVisible('#s-provider'));
   await page.fill('#s-plate', `${plate}T`);
   await page.click('#search-form button[type="submit"]');
   await page.waitForFunction((t) => document.querySelector('#results tbody')?.textContent.includes(t), `t-${plate}`);
@@ -341,6 +342,10 @@ if (ENFORCEMENT) {
     assert.ok(!(await page.isVisible('#nav a[data-view="live"]')), 'no Live');
     await page.goto(`${BASE}/#setup`);
     await page.waitForSelector('#view-overview:not([hidden])');
+    await go('search');
+    assert.ok(!(await page.isVisible('.tabs button[data-kind="permits"]')), 'no permit search');
+    assert.ok(!(await page.isVisible('#s-provider')), 'no provider filter');
+    await page.waitForFunction(() => /1 tickets/.test(document.querySelector('#results .pager')?.textContent));
     await go('check');
     await page.fill('#check-plate', plate);
     await page.selectOption('#check-where', 'lot:12');
