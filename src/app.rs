@@ -153,6 +153,7 @@ pub fn router(state: AppState) -> (Router, OpenApi) {
         .merge(crate::permits::routes())
         .merge(crate::carparks::routes())
         .merge(crate::events::socket::routes())
+        .merge(crate::events::connect::routes())
         .merge(crate::rights::routes())
         .split_for_parts();
     crate::http::openapi::add_shared_responses(&mut doc);

@@ -2,6 +2,7 @@
 //! (LISTEN/NOTIFY across PostgreSQL instances), the TransactionMonitor socket, and retention.
 
 pub mod bus;
+pub mod connect;
 pub mod frames;
 pub mod socket;
 pub mod store;

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::connect::SocketCaller;
 use super::{frames, store};
 use crate::app::AppState;
 use crate::http::error::ErrorBody;
@@ -109,6 +110,7 @@ fn params(query: &QueryMap) -> Result<Params, AppError> {
         ("ack" = Option<String>, Query, description = "`auto` (default): delivered once written; `explicit`: once acknowledged"),
         ("subscription" = Option<String>, Query, description = "the consumer's name (default `default`); each keeps its own position"),
         ("after" = Option<String>, Query, description = "replay from just after this EventID; or `oldest` / `latest`"),
+        ("ticket" = Option<String>, Query, description = "instead of the Authorization header (browsers): a connect ticket from POST /api/v1/ws-tickets"),
     ),
     responses(
         (status = 101, description = "switching to the WebSocket protocol"),
@@ -120,7 +122,7 @@ fn params(query: &QueryMap) -> Result<Params, AppError> {
     security(("bearer" = [])))]
 async fn transaction_monitor(
     State(state): State<AppState>,
-    who: Principal,
+    SocketCaller(who): SocketCaller,
     query: QueryMap,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, AppError> {

@@ -398,3 +398,59 @@ pub async fn rotate_token(
         (info, new_token.secret, from_micros(retire_at))
     }))
 }
+
+/// A single-use connect ticket for `principal_id`, valid for `ttl`; the secret and its expiry.
+/// Tickets long expired are cleared on the way.
+pub async fn issue_connect_ticket(
+    store: &Store,
+    principal_id: i64,
+    ttl: std::time::Duration,
+) -> Result<(String, Timestamp), AppError> {
+    let (hash, secret) = token::generate_ticket();
+    let issued = now();
+    let expires = issued.saturating_add(i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX));
+    write_tx!(store, |tx| {
+        sqlx::query("DELETE FROM connect_tickets WHERE expires_at < $1")
+            .bind(issued.saturating_sub(3_600_000_000))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO connect_tickets (hash, principal_id, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(&hash)
+        .bind(principal_id)
+        .bind(expires)
+        .execute(&mut *tx)
+        .await?;
+    });
+    Ok((secret, from_micros(expires)))
+}
+
+/// The principal a connect ticket was issued to, if it is unused and unexpired; it is used up
+/// by this call (in one statement, so two sockets can never share one ticket).
+pub async fn redeem_connect_ticket(
+    store: &Store,
+    secret: &str,
+) -> Result<Option<Principal>, AppError> {
+    let at = now();
+    let row: Option<PrincipalRow> = write_tx!(store, |tx| {
+        let principal: Option<i64> = sqlx::query_scalar(
+            "UPDATE connect_tickets SET used_at = $2 \
+             WHERE hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING principal_id",
+        )
+        .bind(token::hash(secret))
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match principal {
+            None => None,
+            Some(id) => {
+                sqlx::query_as("SELECT id, role, name, all_lots FROM principals WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+        }
+    });
+    row.map(PrincipalRow::into_principal).transpose()
+}

@@ -29,6 +29,27 @@ pub fn generate() -> NewToken {
     }
 }
 
+/// A WebSocket connect ticket: the same 256 random bits behind its own prefix, so it can
+/// never be mistaken for (or used as) a bearer token.
+pub const TICKET_PREFIX: &str = "wst_";
+
+pub fn generate_ticket() -> (String, String) {
+    let mut bytes = [0u8; SECRET_BYTES];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = format!("{TICKET_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    (hash(&secret), secret)
+}
+
+/// Does `text` have the shape of a connect ticket?
+pub fn is_ticket(text: &str) -> bool {
+    text.strip_prefix(TICKET_PREFIX).is_some_and(|rest| {
+        rest.len() == SECRET_CHARS
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
 /// SHA-256, hex. The token carries 256 random bits, so a fast hash is enough.
 pub fn hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
