@@ -136,6 +136,7 @@ pub struct AppState {
         (name = "carparks", description = "Barrier car parks: rates, equipment, identifiers, entries and exits"),
         (name = "events", description = "The TransactionMonitor WebSocket"),
         (name = "rights", description = "Parking rights for enforcement, and the check log"),
+        (name = "console", description = "What the operator console needs: per-lot figures, searches, occupancy over time"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -154,6 +155,7 @@ pub fn router(state: AppState) -> (Router, OpenApi) {
         .merge(crate::carparks::routes())
         .merge(crate::events::socket::routes())
         .merge(crate::events::connect::routes())
+        .merge(crate::console::routes())
         .merge(crate::rights::routes())
         .split_for_parts();
     crate::http::openapi::add_shared_responses(&mut doc);

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod carparks;
 pub mod cli;
+pub mod console;
 pub mod domain;
 pub mod events;
 pub mod http;

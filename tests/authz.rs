@@ -338,6 +338,7 @@ fn probes(w: &World) -> Vec<Probe> {
             .body(json!({"name": "Hijacked"}))
             .foreign(&["12x"]),
         probe("GET /api/v1/admin/parking-lots/{id}/rates", "/api/v1/admin/parking-lots/{id}/rates", "operator-b", "999999").foreign(&["12x"]),
+        probe("GET /api/v1/admin/parking-lots/{id}/occupancy", "/api/v1/admin/parking-lots/{id}/occupancy", "operator-b", "999999").foreign(&["12x", "-1"]),
         probe("PUT /api/v1/admin/parking-lots/{id}/rates/{rateNo}", "/api/v1/admin/parking-lots/{id}/rates/1", "operator-b", "999999")
             .body(json!({"name": "Free", "currencyCode": "SEK", "freeMinutes": 0, "periodMinutes": 60, "pricePerPeriod": 0}))
             .foreign(&["12x"]),

@@ -411,7 +411,7 @@ const live = (() => {
     }
     if (stopped) return;
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const url = `${proto}//${location.host}/api/TransactionMonitor${query({ ticket, after: last || 'latest' })}`;
+    const url = `${proto}//${location.host}/api/TransactionMonitor${query({ ticket, subscription: 'console', after: last || 'latest' })}`;
     const sock = new WebSocket(url);
     ws = sock;
     sock.addEventListener('open', () => { retry = 0; show('connected', 'on'); });

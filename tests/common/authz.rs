@@ -168,6 +168,12 @@ pub fn routes() -> Vec<Route> {
             .body(json!({"licenseNumbers": ["NOPE1"], "parkingLotId": 12})),
         r(M::GET, "/api/v1/parking-rights/valid-plates", READERS).query("parkingLotId=12"),
         r(M::POST, "/api/v1/tokens/rotate", ANYONE).body(json!({})),
+        r(M::POST, "/api/v1/ws-tickets", MONITOR).body(json!({})),
+        r(M::GET, "/api/v1/admin/overview", READERS),
+        r(M::GET, "/api/v1/admin/tickets", READERS),
+        r(M::GET, "/api/v1/admin/permits", OPERATOR),
+        r(M::GET, "/api/v1/admin/transactions", READERS),
+        r(M::GET, "/api/v1/admin/parking-lots/{id}/occupancy", READERS),
     ];
     // Providers, tenants and equipment: the same six routes each.
     for (list, one, tokens, token) in [
