@@ -98,14 +98,15 @@ fn text(query: &QueryMap, name: &str, errors: &mut FieldErrors) -> Option<String
         errors.add(name, format!("must be at most {MAX_TEXT} characters"));
         return None;
     }
+    if value.contains('\0') {
+        errors.add(name, "must not contain a NUL character");
+        return None;
+    }
     Some(value.to_owned())
 }
 
 fn instant(query: &QueryMap, name: &str, errors: &mut FieldErrors) -> Option<i64> {
     let value = query.get(name)?.trim();
-    if value.is_empty() {
-        return None;
-    }
     match value.parse::<Timestamp>() {
         Ok(at) => Some(to_micros(at)),
         Err(_) => {
@@ -118,14 +119,11 @@ fn instant(query: &QueryMap, name: &str, errors: &mut FieldErrors) -> Option<i64
     }
 }
 
+/// The plate's normal form and the text as sent. Text without a letter or a digit has an
+/// empty normal form, which no plate has: it can still match a barcode as sent.
 fn plate(query: &QueryMap, errors: &mut FieldErrors) -> Option<(String, String)> {
     let raw = text(query, "licenseNumber", errors)?;
-    let norm = normal_form(&raw);
-    if norm.is_empty() {
-        errors.add("licenseNumber", "must contain a letter or a digit");
-        return None;
-    }
-    Some((norm, raw))
+    Some((normal_form(&raw), raw))
 }
 
 fn rfc3339(us: i64) -> String {
@@ -154,7 +152,7 @@ pub struct TicketFound {
 /// overlapping `from`..`to`); newest start first.
 #[utoipa::path(get, path = "/api/v1/admin/tickets", tag = "console",
     params(
-        ("licenseNumber" = Option<String>, Query, max_length = 100, description = "any spelling"),
+        ("licenseNumber" = Option<String>, Query, max_length = 100, pattern = r"^[^\u0000]*$", description = "any spelling"),
         ("providerId" = Option<i64>, Query, minimum = 1, description = "one provider's"),
         ("parkingLotId" = Option<i64>, Query, minimum = 1, description = "one lot's"),
         ("from" = Option<String>, Query, format = DateTime, description = "RFC 3339: tickets ending after this"),
@@ -225,9 +223,9 @@ pub struct PermitFound {
 /// Search permits that are not deleted: by e-mail, tenant, allocation; newest first.
 #[utoipa::path(get, path = "/api/v1/admin/permits", tag = "console",
     params(
-        ("email" = Option<String>, Query, max_length = 100, description = "the holder's e-mail (any case)"),
+        ("email" = Option<String>, Query, max_length = 100, pattern = r"^[^\u0000]*$", description = "the holder's e-mail (any case)"),
         ("tenantId" = Option<i64>, Query, minimum = 1, description = "one tenant's"),
-        ("allocationId" = Option<String>, Query, max_length = 100, description = "one allocation's"),
+        ("allocationId" = Option<String>, Query, max_length = 100, pattern = r"^[^\u0000]*$", description = "one allocation's"),
         ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000000, description = "default 1"),
         ("perPage" = Option<i64>, Query, minimum = 1, maximum = 500, description = "default 50"),
     ),
@@ -297,7 +295,7 @@ pub struct TransactionFound {
 /// `from`..`to`); newest entry first.
 #[utoipa::path(get, path = "/api/v1/admin/transactions", tag = "console",
     params(
-        ("licenseNumber" = Option<String>, Query, max_length = 100, description = "plate (any spelling) or barcode text"),
+        ("licenseNumber" = Option<String>, Query, max_length = 100, pattern = r"^[^\u0000]*$", description = "plate (any spelling) or barcode text"),
         ("parkingLotId" = Option<i64>, Query, minimum = 1, description = "one car park's"),
         ("from" = Option<String>, Query, format = DateTime, description = "RFC 3339: stays not ended before this"),
         ("to" = Option<String>, Query, format = DateTime, description = "RFC 3339: stays entered before this"),
