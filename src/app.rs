@@ -164,6 +164,7 @@ pub fn router(state: AppState) -> (Router, OpenApi) {
         "bearer",
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
     );
+    let access = Arc::new(crate::http::openapi::access_table(&doc));
     let spec = Arc::new(doc.clone());
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let app = api
@@ -176,6 +177,10 @@ pub fn router(state: AppState) -> (Router, OpenApi) {
         )
         .fallback(|| async { AppError::NotFound("no such endpoint".into()) })
         // Router::layer wraps what is already there: the last layer added runs first.
+        .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), access),
+            crate::http::auth::authorize,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(

@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 backend_tests!(
     the_table_covers_every_route,
     other_roles_get_403_and_change_nothing,
+    the_wrong_role_gets_403_whatever_it_sends,
     missing_malformed_unknown_and_revoked_tokens_get_401,
     foreign_and_random_ids_answer_like_absent_ones,
 );
@@ -51,6 +52,48 @@ async fn the_table_covers_every_route(backend: Backend) {
         stale.is_empty(),
         "rows for routes the server no longer has: {stale:?}"
     );
+}
+
+/// The role is checked before the body or the query is looked at: a broken body, one sent
+/// without a JSON content type, or nonsense parameters still get 403 from the wrong role.
+async fn the_wrong_role_gets_403_whatever_it_sends(backend: Backend) {
+    let w = matrix::world(backend).await;
+    let mut tried = 0;
+    for route in matrix::routes()
+        .iter()
+        .filter(|r| r.roles != PUBLIC && r.path != MONITOR_PATH)
+    {
+        for (role, name, token) in w.principals.iter().filter(|p| !route.roles.contains(&p.0)) {
+            let url = w.server.url(&format!(
+                "{}?page=0&perPage=x&at=never&parkingLotId=-1",
+                route.concrete()
+            ));
+            for (content_type, body) in [("application/json", "{\"broken"), ("text/plain", "hello")]
+            {
+                let response = w
+                    .server
+                    .client
+                    .request(route.method.clone(), &url)
+                    .bearer_auth(token)
+                    .header("content-type", content_type)
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("an answer");
+                let status = response.status();
+                let answer: Value = response.json().await.unwrap_or(Value::Null);
+                assert_eq!(
+                    (status, &answer["error_id"]),
+                    (StatusCode::FORBIDDEN, &json!("forbidden")),
+                    "{} as {name} ({role}) with a {content_type} body: {answer}",
+                    route.key()
+                );
+                tried += 1;
+            }
+        }
+    }
+    assert!(tried > 500, "{tried}");
+    w.server.stop().await;
 }
 
 async fn other_roles_get_403_and_change_nothing(backend: Backend) {

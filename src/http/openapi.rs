@@ -75,6 +75,29 @@ fn add_to(operation: &mut Operation) {
     }
 }
 
+/// Who may call each operation, from the document's security requirements: the key is the
+/// method (upper case) and the route template; absent routes are open. An empty list admits
+/// every role. The authorization middleware enforces exactly what the document says.
+pub fn access_table(doc: &OpenApi) -> std::collections::HashMap<(String, String), Vec<Role>> {
+    let mut table = std::collections::HashMap::new();
+    for (path, item) in &doc.paths.paths {
+        let operations = [
+            ("GET", &item.get),
+            ("PUT", &item.put),
+            ("POST", &item.post),
+            ("DELETE", &item.delete),
+            ("PATCH", &item.patch),
+        ];
+        for (method, operation) in operations {
+            if let Some(roles) = operation.as_ref().and_then(bearer_roles) {
+                let roles = roles.iter().filter_map(|r| Role::parse(r)).collect();
+                table.insert((method.to_owned(), path.clone()), roles);
+            }
+        }
+    }
+    table
+}
+
 /// The roles a bearer-secured operation admits (empty: any role); `None` when it is open.
 fn bearer_roles(operation: &Operation) -> Option<Vec<String>> {
     let requirements = operation.security.as_ref()?;
