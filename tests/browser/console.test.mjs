@@ -49,6 +49,13 @@ await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: 
 const page = context.pages()[0] || await context.newPage();
 page.setDefaultTimeout(TIMEOUT);
 
+// Every TransactionMonitor socket goes through Playwright (unchanged), so a step can cut one.
+const monitorSockets = [];
+await page.routeWebSocket(/\/api\/TransactionMonitor/, (ws) => {
+  ws.connectToServer();
+  monitorSockets.push(ws);
+});
+
 // Anything the page logs as an error (a CSP violation, an exception) fails the run.
 const pageErrors = [];
 page.on('pageerror', (e) => pageErrors.push(`exception: ${e.message}`));
@@ -188,6 +195,27 @@ await step('search finds a ticket and the stay', async () => {
   await page.waitForFunction((p) => document.querySelector('#results tbody')?.textContent.includes(p), plate);
   assert.match(await page.textContent('#results .pager'), /Page 1 of 1 · 1 transactions/);
   await screenshots('search-transactions');
+});
+
+await step('a cut live socket reconnects with a new ticket and misses nothing', async () => {
+  await go('live');
+  await page.waitForFunction(() => document.querySelector('#live-state').textContent === 'connected');
+  const before = monitorSockets.length;
+  await monitorSockets[before - 1].close({ code: 1011, reason: 'cut by the test' });
+  // An event while the console is away: it must arrive through the next socket.
+  const entry = await call(GATE, 'POST', '/api/v1/carparks/entries', { facilityNo: 1, carparkNo: 2, ticketNo: plate, ticketType: 4 });
+  assert.equal(entry.status, 201, JSON.stringify(entry.body));
+  await page.waitForSelector(`#events tr[data-event="${entry.body.eventId}"]`, { timeout: 20_000 });
+  await page.waitForFunction(() => document.querySelector('#live-state').textContent === 'connected');
+  assert.ok(monitorSockets.length > before, 'a new socket was opened');
+  const url = monitorSockets[monitorSockets.length - 1].url();
+  assert.match(url, /[?&]ticket=wst_/, url);
+  assert.doesNotMatch(url, /phk_/, 'no token in the URL');
+  assert.equal(await page.$$eval(`#events tr[data-event="${entry.body.eventId}"]`, (rows) => rows.length), 1, 'shown once');
+  // And out again, as the later steps expect (a car that has just left).
+  const exit = await call(GATE, 'POST', '/api/v1/carparks/exits', { facilityNo: 1, carparkNo: 2, ticketNo: plate, ticketType: 4 });
+  assert.equal(exit.status, 201, JSON.stringify(exit.body));
+  await page.waitForSelector(`#events tr[data-event="${exit.body.eventId}"]`);
 });
 
 let providerToken;
