@@ -101,7 +101,13 @@ pub fn welcome_text(base: &str, operator_token: Option<&str>, demo: Option<&Demo
     if let Some(token) = operator_token {
         out.push_str(&format!(
             "\nA new operator token was created. It is shown only this once; keep it safe:\n  {token}\n\
-             Try it:\n  curl -s {base}/api/v1/admin/parking-lots -H 'Authorization: Bearer {token}'\n"
+             Try it:\n  curl -s {base}/api/v1/admin/parking-lots -H 'Authorization: Bearer {token}'\n\
+             Or open the console in a browser and sign in with it:\n  {base}/\n"
+        ));
+    } else {
+        out.push_str(&format!(
+            "\nConsole: open {base}/ in a browser and sign in with an operator or enforcement token\n\
+             (a new one: parkhub token create --role operator --name YOUR-NAME).\n"
         ));
     }
     if let Some(token) = demo_provider_token {
@@ -185,5 +191,9 @@ mod tests {
         assert!(loud.contains("-H 'Authorization: Bearer phk_op'"));
         assert!(loud.contains("-H 'Authorization: Bearer phk_prov'"));
         assert!(loud.contains("http://127.0.0.1:8080/api/v1/actions/tickets"));
+        assert!(loud.contains(
+            "Or open the console in a browser and sign in with it:\n  http://127.0.0.1:8080/\n"
+        ));
+        assert!(quiet.contains("Console: open http://127.0.0.1:8080/ in a browser"));
     }
 }

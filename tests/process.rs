@@ -43,6 +43,12 @@ async fn first_start_prints_a_working_operator_curl_line_once(backend: Backend) 
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.json::<Value>().await.unwrap(), json!([]));
+    // ... and where the console is, which serves its page there.
+    let console_line = format!("sign in with it:\n  {}/\n", service.base);
+    service.output_containing(&console_line).await;
+    let page = reqwest::get(format!("{}/", service.base)).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("/console/app.js"));
     assert!(service.sigterm().await.success());
 
     let again = Service::start(&url, &[]).await;
@@ -52,6 +58,7 @@ async fn first_start_prints_a_working_operator_curl_line_once(backend: Backend) 
         !out.contains("phk_"),
         "a second start must not print a token: {out}"
     );
+    assert!(out.contains("Console: open"), "{out}");
     assert!(again.sigterm().await.success());
 }
 
