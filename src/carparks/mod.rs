@@ -4,6 +4,7 @@
 pub mod equipment;
 pub mod identifiers;
 pub mod rates;
+mod report_schema;
 pub mod store;
 pub mod tariff;
 pub mod transactions;

@@ -43,47 +43,6 @@ struct Report {
     rate_no: Option<i64>,
 }
 
-/// The body of `POST /api/v1/carparks/entries` as documented; [`Report::from_json`] reads it,
-/// naming every field that is wrong.
-#[derive(utoipa::ToSchema)]
-#[schema(example = json!({"facilityNo": 1, "carparkNo": 2, "ticketNo": "ABC123", "ticketType": 4}))]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-pub struct EntryBody {
-    #[schema(minimum = 0)]
-    facility_no: i64,
-    #[schema(minimum = 0)]
-    carpark_no: i64,
-    /// The plate (ticketType 4) or the barcode text (5).
-    #[schema(min_length = 1)]
-    ticket_no: String,
-    /// 4: licence plate, 5: barcode.
-    #[schema(minimum = 4, maximum = 5)]
-    ticket_type: i64,
-    /// ISO 8601; no offset means the lot's local time; default now.
-    time: Option<String>,
-}
-
-/// The body of `POST /api/v1/carparks/exits`: an entry's fields and the rate to price by.
-#[derive(utoipa::ToSchema)]
-#[schema(example = json!({"facilityNo": 1, "carparkNo": 2, "ticketNo": "ABC123", "ticketType": 4, "rateNo": 1}))]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-pub struct ExitBody {
-    #[schema(minimum = 0)]
-    facility_no: i64,
-    #[schema(minimum = 0)]
-    carpark_no: i64,
-    #[schema(min_length = 1)]
-    ticket_no: String,
-    #[schema(minimum = 4, maximum = 5)]
-    ticket_type: i64,
-    time: Option<String>,
-    /// Default: the car park's default rate.
-    #[schema(minimum = 1)]
-    rate_no: Option<i64>,
-}
-
 fn int_field(body: &Value, field: &str, errors: &mut FieldErrors) -> Option<i64> {
     match body.get(field) {
         None | Some(Value::Null) => {
@@ -266,7 +225,7 @@ fn exit_result(stay: &Stay, exit: &Exit) -> TransactionResult {
 
 /// A vehicle entered a car park.
 #[utoipa::path(post, path = "/api/v1/carparks/entries", tag = "carparks",
-    request_body = EntryBody,
+    request_body = super::report_schema::EntryBody,
     responses(
         (status = 201, description = "recorded; TransactionStarted is queued", body = TransactionResult),
         (status = 200, description = "the same entry again: the first result, nothing created", body = TransactionResult),
@@ -402,7 +361,7 @@ async fn price_stay(
 
 /// A vehicle left a car park: the stay is priced and closed.
 #[utoipa::path(post, path = "/api/v1/carparks/exits", tag = "carparks",
-    request_body = ExitBody,
+    request_body = super::report_schema::ExitBody,
     responses(
         (status = 201, description = "priced and closed; TransactionCompleted is queued", body = TransactionResult),
         (status = 200, description = "the same exit again: the same result", body = TransactionResult),

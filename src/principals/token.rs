@@ -18,10 +18,25 @@ pub struct NewToken {
     pub hint: String,
 }
 
-pub fn generate() -> NewToken {
+/// 256 random bits, base64url, behind `prefix`.
+fn random_secret(prefix: &str) -> String {
     let mut bytes = [0u8; SECRET_BYTES];
     rand::rng().fill_bytes(&mut bytes);
-    let secret = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Is `text` `prefix` followed by what [`random_secret`] makes?
+fn has_shape(text: &str, prefix: &str) -> bool {
+    text.strip_prefix(prefix).is_some_and(|rest| {
+        rest.len() == SECRET_CHARS
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+pub fn generate() -> NewToken {
+    let secret = random_secret(PREFIX);
     NewToken {
         hash: hash(&secret),
         hint: hint(&secret),
@@ -33,21 +48,15 @@ pub fn generate() -> NewToken {
 /// never be mistaken for (or used as) a bearer token.
 pub const TICKET_PREFIX: &str = "wst_";
 
+/// A new connect ticket: its hash (stored) and the ticket itself (shown once).
 pub fn generate_ticket() -> (String, String) {
-    let mut bytes = [0u8; SECRET_BYTES];
-    rand::rng().fill_bytes(&mut bytes);
-    let secret = format!("{TICKET_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let secret = random_secret(TICKET_PREFIX);
     (hash(&secret), secret)
 }
 
 /// Does `text` have the shape of a connect ticket?
 pub fn is_ticket(text: &str) -> bool {
-    text.strip_prefix(TICKET_PREFIX).is_some_and(|rest| {
-        rest.len() == SECRET_CHARS
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    })
+    has_shape(text, TICKET_PREFIX)
 }
 
 /// SHA-256, hex. The token carries 256 random bits, so a fast hash is enough.
@@ -63,12 +72,7 @@ pub fn hint(secret: &str) -> String {
 
 /// Does `text` have the shape of a parkhub token? Checked before any database lookup.
 pub fn is_well_formed(text: &str) -> bool {
-    text.strip_prefix(PREFIX).is_some_and(|rest| {
-        rest.len() == SECRET_CHARS
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    })
+    has_shape(text, PREFIX)
 }
 
 #[cfg(test)]
