@@ -5,13 +5,12 @@
 mod common;
 
 use common::permits::{end, setup, today};
-use common::{Backend, TestServer, assert_error, assert_invalid};
+use common::{Backend, Socket, TestServer, assert_error, assert_invalid, handshake};
 use futures_util::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 backend_tests!(
     the_page_is_served_with_a_strict_policy,
@@ -74,21 +73,11 @@ async fn the_page_is_served_with_a_strict_policy(backend: Backend) {
     server.stop().await;
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// Opens the socket with `?ticket=` and no Authorization header, or the refusal's status.
 async fn open(server: &TestServer, ticket: &str) -> Result<Socket, StatusCode> {
-    let url = format!(
-        "{}/api/TransactionMonitor?after=latest&ticket={ticket}",
-        server.base.replacen("http", "ws", 1)
-    );
-    let request = url.into_client_request().expect("a request");
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((socket, _)) => Ok(socket),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status()),
-        Err(other) => panic!("neither an upgrade nor a refusal: {other}"),
-    }
+    handshake(server, None, &format!("?after=latest&ticket={ticket}"))
+        .await
+        .map_err(|(status, _)| status)
 }
 
 async fn ticket(server: &TestServer, token: &str) -> String {

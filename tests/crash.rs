@@ -63,7 +63,6 @@ fn lock(ledger: &Shared) -> std::sync::MutexGuard<'_, Ledger> {
 }
 
 struct World {
-    operator: String,
     providers: Vec<String>,
     equipment: Vec<String>,
 }
@@ -126,7 +125,6 @@ async fn set_up(base: &str, operator: String) -> World {
         equipment.push(created["token"].as_str().expect("a token").to_owned());
     }
     World {
-        operator,
         providers,
         equipment,
     }
@@ -514,18 +512,7 @@ async fn kill_9_under_load_loses_nothing(backend: Backend) {
 
     assert!(service.sigterm().await.success());
     if backend == Backend::Sqlite {
-        let store = parkhub::store::Store::open(&url, &Default::default())
-            .await
-            .expect("open");
-        let parkhub::store::Backend::Sqlite(db) = store.backend() else {
-            unreachable!()
-        };
-        let check: String = sqlx::query_scalar("PRAGMA integrity_check")
-            .fetch_one(&db.reader)
-            .await
-            .expect("integrity check");
-        assert_eq!(check, "ok");
+        common::assert_sqlite_intact(&url).await;
         eprintln!("crash campaign Sqlite: PRAGMA integrity_check = ok");
     }
-    let _ = world.operator;
 }

@@ -6,12 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, TestServer, assert_error, assert_invalid};
+use common::{Backend, Socket, TestServer, assert_error, assert_invalid, handshake};
 use parkhub::http::limits::RateLimit;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 backend_tests!(
     over_the_rate_a_token_gets_429_and_nothing_changes,
@@ -101,33 +100,14 @@ async fn over_the_rate_a_token_gets_429_and_nothing_changes(backend: Backend) {
     server.stop().await;
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Opens a TransactionMonitor socket, or the HTTP status and JSON body it was refused with.
+/// Opens a TransactionMonitor socket with the token, or the refusal's status and JSON body.
 async fn subscribe(server: &TestServer, token: &str) -> Result<Socket, (StatusCode, Value)> {
-    let url = format!(
-        "{}/api/TransactionMonitor?after=latest",
-        server.base.replacen("http", "ws", 1)
-    );
-    let mut request = url.into_client_request().expect("a request");
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("a header"),
-    );
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((socket, _)) => Ok(socket),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            let status = response.status();
-            let body = response
-                .body()
-                .as_deref()
-                .and_then(|b| serde_json::from_slice(b).ok())
-                .unwrap_or(Value::Null);
-            Err((status, body))
-        }
-        Err(other) => panic!("expected an upgrade or an HTTP refusal: {other}"),
-    }
+    handshake(
+        server,
+        Some(format!("Bearer {token}").as_bytes()),
+        "?after=latest",
+    )
+    .await
 }
 
 async fn sockets_per_principal_are_capped(backend: Backend) {

@@ -451,18 +451,7 @@ mod sqlite {
             .collect();
         assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
         assert!(restarted.sigterm().await.success());
-        let store = parkhub::store::Store::open(&url, &Default::default())
-            .await
-            .expect("open");
-        let parkhub::store::Backend::Sqlite(db) = store.backend() else {
-            unreachable!()
-        };
-        let check: String = sqlx::query_scalar("PRAGMA integrity_check")
-            .fetch_one(&db.reader)
-            .await
-            .expect("integrity check");
-        assert_eq!(check, "ok");
-        store.close().await;
+        common::assert_sqlite_intact(&url).await;
         eprintln!(
             "SQLite disk full: {} acknowledged, {refused} answered 503 while full, writes back without a restart, integrity ok, lost 0",
             acknowledged.len()

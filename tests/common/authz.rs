@@ -12,7 +12,7 @@ use parkhub::principals::Role;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::permits::{ALLOCATIONS, DEFINITIONS, PERMIT, TENANTS, end};
 use crate::common::{Backend, TestServer};
@@ -249,39 +249,7 @@ pub fn bearer(token: &str) -> Vec<u8> {
     format!("Bearer {token}").into_bytes()
 }
 
-pub type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// The TransactionMonitor handshake: the open socket, or the refusal's status and body.
-pub async fn handshake(
-    server: &TestServer,
-    auth: Option<&[u8]>,
-    query: &str,
-) -> Result<Socket, (StatusCode, Value)> {
-    let url = format!(
-        "{}{MONITOR_PATH}{query}",
-        server.base.replacen("http", "ws", 1)
-    );
-    let mut request = url.into_client_request().unwrap();
-    if let Some(auth) = auth {
-        request
-            .headers_mut()
-            .insert("authorization", HeaderValue::from_bytes(auth).unwrap());
-    }
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((socket, _)) => Ok(socket),
-        Err(tungstenite::Error::Http(response)) => {
-            let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
-            let body = response
-                .body()
-                .as_deref()
-                .and_then(|b| serde_json::from_slice(b).ok())
-                .unwrap_or(Value::Null);
-            Err((status, body))
-        }
-        Err(other) => panic!("the handshake failed: {other}"),
-    }
-}
+pub use crate::common::{Socket, handshake};
 
 /// The text frames (heartbeats left out) until the socket closes or is quiet for `quiet`,
 /// and the close code, if it closed.

@@ -377,3 +377,56 @@ pub async fn insert_events(server: &TestServer, provider: i64, payload: &str, co
         Db::Postgres(pool) => insert!(pool),
     }
 }
+
+/// `PRAGMA integrity_check` of a SQLite database no service has open; panics unless `ok`.
+pub async fn assert_sqlite_intact(url: &str) {
+    let store = Store::open(url, &StoreOptions::default())
+        .await
+        .expect("open the database");
+    let parkhub::store::Backend::Sqlite(db) = store.backend() else {
+        panic!("{url} is not SQLite")
+    };
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&db.reader)
+        .await
+        .expect("integrity check");
+    store.close().await;
+    assert_eq!(check, "ok", "PRAGMA integrity_check of {url}");
+}
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The TransactionMonitor handshake (`auth`: the Authorization header's bytes, if any): the open socket, or the refusal's status and body.
+pub async fn handshake(
+    server: &TestServer,
+    auth: Option<&[u8]>,
+    query: &str,
+) -> Result<Socket, (StatusCode, Value)> {
+    let url = format!(
+        "{}/api/TransactionMonitor{query}",
+        server.base.replacen("http", "ws", 1)
+    );
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+            .unwrap();
+    if let Some(auth) = auth {
+        request.headers_mut().insert(
+            "authorization",
+            reqwest::header::HeaderValue::from_bytes(auth).unwrap(),
+        );
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
+            let body = response
+                .body()
+                .as_deref()
+                .and_then(|b| serde_json::from_slice(b).ok())
+                .unwrap_or(Value::Null);
+            Err((status, body))
+        }
+        Err(other) => panic!("the handshake failed: {other}"),
+    }
+}
