@@ -45,6 +45,56 @@ impl LotRow {
     }
 }
 
+/// How a lot was asked for: the key of the store's lot cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LotKey {
+    Id(i64),
+    Carpark(i64, i64),
+    Zone(i64),
+}
+
+/// The lots `key` names: from the cache when they were read within the last moment (never
+/// when there were none, so a new lot is found at once), else from the database.
+async fn lots(store: &Store, key: LotKey) -> Result<Vec<Lot>, AppError> {
+    if let Some(lots) = store.caches().lots.get(&key) {
+        return Ok(lots);
+    }
+    let rows: Vec<LotRow> =
+        read!(store, |db| {
+            match key {
+                LotKey::Id(id) => {
+                    sqlx::query_as(&format!("SELECT {COLUMNS} FROM parking_lots WHERE id = $1"))
+                        .bind(id)
+                        .fetch_all(db)
+                        .await?
+                }
+                LotKey::Carpark(facility_no, carpark_no) => sqlx::query_as(&format!(
+                    "SELECT {COLUMNS} FROM parking_lots WHERE facility_no = $1 AND carpark_no = $2"
+                ))
+                .bind(facility_no)
+                .bind(carpark_no)
+                .fetch_all(db)
+                .await?,
+                LotKey::Zone(zone_code) => {
+                    sqlx::query_as(&format!(
+                        "SELECT {COLUMNS} FROM parking_lots WHERE zone_code = $1 ORDER BY id"
+                    ))
+                    .bind(zone_code)
+                    .fetch_all(db)
+                    .await?
+                }
+            }
+        });
+    let lots: Vec<Lot> = rows
+        .into_iter()
+        .map(LotRow::into_lot)
+        .collect::<Result<_, _>>()?;
+    if !lots.is_empty() {
+        store.caches().lots.put(key, lots.clone());
+    }
+    Ok(lots)
+}
+
 const COLUMNS: &str =
     "id, name, zone_code, time_zone, facility_no, carpark_no, capacity, grace_minutes";
 
@@ -68,6 +118,7 @@ pub async fn insert(store: &Store, lot: &Lot) -> Result<(), AppError> {
         .execute(&mut *tx)
         .await?;
     });
+    store.caches().lots.clear();
     Ok(())
 }
 
@@ -91,17 +142,12 @@ pub async fn update(store: &Store, lot: &Lot) -> Result<bool, AppError> {
         .await?
         .rows_affected()
     });
+    store.caches().lots.clear();
     Ok(result == 1)
 }
 
 pub async fn get(store: &Store, id: i64) -> Result<Option<Lot>, AppError> {
-    let row: Option<LotRow> = read!(store, |db| {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM parking_lots WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(db)
-            .await?
-    });
-    row.map(LotRow::into_lot).transpose()
+    Ok(lots(store, LotKey::Id(id)).await?.into_iter().next())
 }
 
 pub async fn list(store: &Store) -> Result<Vec<Lot>, AppError> {
@@ -119,27 +165,13 @@ pub async fn get_by_carpark(
     facility_no: i64,
     carpark_no: i64,
 ) -> Result<Option<Lot>, AppError> {
-    let row: Option<LotRow> = read!(store, |db| {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM parking_lots WHERE facility_no = $1 AND carpark_no = $2"
-        ))
-        .bind(facility_no)
-        .bind(carpark_no)
-        .fetch_optional(db)
+    Ok(lots(store, LotKey::Carpark(facility_no, carpark_no))
         .await?
-    });
-    row.map(LotRow::into_lot).transpose()
+        .into_iter()
+        .next())
 }
 
 /// Every lot with this zone code, by id.
 pub async fn by_zone(store: &Store, zone_code: i64) -> Result<Vec<Lot>, AppError> {
-    let rows: Vec<LotRow> = read!(store, |db| {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM parking_lots WHERE zone_code = $1 ORDER BY id"
-        ))
-        .bind(zone_code)
-        .fetch_all(db)
-        .await?
-    });
-    rows.into_iter().map(LotRow::into_lot).collect()
+    lots(store, LotKey::Zone(zone_code)).await
 }

@@ -90,30 +90,54 @@ fn now() -> i64 {
 #[derive(sqlx::FromRow)]
 struct AuthenticatedRow {
     token_id: i64,
+    revoked_at: Option<i64>,
     #[sqlx(flatten)]
     principal: PrincipalRow,
 }
 
+/// A working token as found: kept for a moment in the store's cache.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    principal: Principal,
+    token_id: i64,
+    /// When a rotated token stops working.
+    revoked_at: Option<i64>,
+}
+
 /// The principal holding this token and the token's id, if the token exists and still works
-/// (it is not revoked, or its revocation after a rotation is still to come).
+/// (it is not revoked, or its revocation after a rotation is still to come). Answered from
+/// the cache when it was asked within the last moment (see [`crate::store::cache`]).
 pub async fn authenticate(
     store: &Store,
     secret: &str,
 ) -> Result<Option<(Principal, i64)>, AppError> {
     let hash = token::hash(secret);
+    let now = now();
+    let works = |found: &Authenticated| found.revoked_at.is_none_or(|at| at > now);
+    if let Some(found) = store.caches().tokens.get(&hash) {
+        return Ok(works(&found).then_some((found.principal, found.token_id)));
+    }
     let row: Option<AuthenticatedRow> = read!(store, |db| {
         sqlx::query_as(
-            "SELECT t.id AS token_id, p.id, p.role, p.name, p.all_lots FROM tokens t \
+            "SELECT t.id AS token_id, t.revoked_at, p.id, p.role, p.name, p.all_lots FROM tokens t \
              JOIN principals p ON p.id = t.principal_id \
              WHERE t.hash = $1 AND (t.revoked_at IS NULL OR t.revoked_at > $2)",
         )
         .bind(&hash)
-        .bind(now())
+        .bind(now)
         .fetch_optional(db)
         .await?
     });
-    row.map(|r| Ok((r.principal.into_principal()?, r.token_id)))
-        .transpose()
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let found = Authenticated {
+        principal: row.principal.into_principal()?,
+        token_id: row.token_id,
+        revoked_at: row.revoked_at,
+    };
+    store.caches().tokens.put(hash, found.clone());
+    Ok(Some((found.principal, found.token_id)))
 }
 
 /// Creates a principal with its first token, in one transaction. `lots` of `None` means every
@@ -258,6 +282,7 @@ pub async fn revoke_token(
         }
         found
     });
+    store.caches().tokens.clear();
     Ok(found.is_some())
 }
 
@@ -387,6 +412,7 @@ pub async fn rotate_token(
             }
         }
     });
+    store.caches().tokens.clear();
     Ok(rotated.map(|(id, principal_id, retire_at)| {
         let info = TokenInfo {
             id,

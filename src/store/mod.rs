@@ -5,8 +5,10 @@
 //!
 //! Instants are stored as BIGINT unix microseconds (UTC) in both backends.
 
+pub mod cache;
 mod errors;
 pub mod group;
+pub mod readers;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -30,7 +32,7 @@ pub enum BackendKind {
 /// SQLite is written by one connection (so writers never race for the lock) and read by a pool.
 pub struct SqliteDb {
     pub writer: SqlitePool,
-    pub reader: SqlitePool,
+    pub reader: readers::Readers,
     /// Concurrent writes of the hot paths, committed together.
     pub group: group::GroupCommit,
 }
@@ -44,6 +46,28 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<Backend>,
+    caches: Arc<Caches>,
+    /// PostgreSQL: a few connections of their own for the event feeds, so a subscriber never
+    /// waits for a connection behind a burst of writes.
+    feed: Option<PgPool>,
+}
+
+/// In-memory copies of what almost every request reads (see [`cache`]); each capability's
+/// store module fills and clears its own.
+pub struct Caches {
+    /// A token's hash → what authenticating it found.
+    pub tokens: cache::TtlMap<String, crate::principals::store::Authenticated>,
+    /// Lots by how they were asked for.
+    pub lots: cache::TtlMap<crate::lots::store::LotKey, Vec<crate::lots::Lot>>,
+}
+
+impl Caches {
+    fn new() -> Self {
+        Self {
+            tokens: cache::TtlMap::new(cache::FRESH_FOR),
+            lots: cache::TtlMap::new(cache::FRESH_FOR),
+        }
+    }
 }
 
 /// Connection settings that are not part of the URL.
@@ -73,8 +97,8 @@ impl Store {
     }
 
     pub async fn connect(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
-        let backend = match backend_kind(url)? {
-            BackendKind::Sqlite => Backend::Sqlite(connect_sqlite(url, options).await?),
+        let (backend, feed) = match backend_kind(url)? {
+            BackendKind::Sqlite => (Backend::Sqlite(connect_sqlite(url, options).await?), None),
             BackendKind::Postgres => {
                 let connect = PgConnectOptions::from_str(url)
                     .context("the PostgreSQL database URL is not valid")?
@@ -82,16 +106,23 @@ impl Store {
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.acquire_timeout)
-                    .connect_with(connect)
+                    .connect_with(connect.clone())
                     .await
                     .with_context(|| {
                         format!("could not connect to PostgreSQL at {}", redact_url(url))
                     })?;
-                Backend::Postgres(pool)
+                let feed = PgPoolOptions::new()
+                    .max_connections(options.max_connections.clamp(1, 4))
+                    .min_connections(0)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_lazy_with(connect.application_name("parkhub-feed"));
+                (Backend::Postgres(pool), Some(feed))
             }
         };
         Ok(Self {
             backend: Arc::new(backend),
+            caches: Arc::new(Caches::new()),
+            feed,
         })
     }
 
@@ -111,6 +142,15 @@ impl Store {
 
     pub fn backend(&self) -> &Backend {
         &self.backend
+    }
+
+    /// The connections for event feeds on PostgreSQL.
+    pub fn feed_pool(&self) -> Option<&PgPool> {
+        self.feed.as_ref()
+    }
+
+    pub fn caches(&self) -> &Caches {
+        &self.caches
     }
 
     pub fn kind(&self) -> BackendKind {
@@ -134,7 +174,12 @@ impl Store {
                 db.reader.close().await;
                 db.writer.close().await;
             }
-            Backend::Postgres(pool) => pool.close().await,
+            Backend::Postgres(pool) => {
+                if let Some(feed) = &self.feed {
+                    feed.close().await;
+                }
+                pool.close().await
+            }
         }
     }
 }
@@ -184,12 +229,13 @@ async fn connect_sqlite(url: &str, options: &StoreOptions) -> anyhow::Result<Sql
         .connect_with(connect.clone())
         .await
         .with_context(|| format!("could not open the SQLite database {url}"))?;
-    let reader = SqlitePoolOptions::new()
-        .max_connections(options.max_connections.clamp(1, 8))
-        .acquire_timeout(options.acquire_timeout)
-        .connect_with(connect.create_if_missing(false))
-        .await
-        .with_context(|| format!("could not open the SQLite database {url} for reading"))?;
+    let reader = readers::Readers::open(
+        connect.create_if_missing(false),
+        options.max_connections.clamp(1, 8) as usize,
+        options.acquire_timeout,
+    )
+    .await
+    .with_context(|| format!("could not open the SQLite database {url} for reading"))?;
     let group = group::GroupCommit::spawn(writer.clone());
     Ok(SqliteDb {
         writer,

@@ -1,0 +1,194 @@
+//! SQLite's readers: a few connections, handed out without sqlx's pool.
+//!
+//! sqlx's pool pings a connection when it hands it out and again when it takes it back. On
+//! SQLite a ping is a round trip to the connection's worker thread, so every query cost three
+//! hand-overs between threads instead of one, and thread switching was half the service's CPU
+//! time (BENCHMARKS.md). A file on the local disk needs no liveness check: these connections
+//! are opened when first needed and reused; one that fails with an I/O error is closed, and a
+//! fresh one is opened by the next caller.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteQueryResult, SqliteRow, SqliteStatement,
+    SqliteTypeInfo,
+};
+use sqlx::{ConnectOptions, Connection, Either, Execute, Executor, Sqlite};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Read connections to one SQLite file; cheap to clone.
+#[derive(Clone)]
+pub struct Readers {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: SqliteConnectOptions,
+    idle: Mutex<Vec<SqliteConnection>>,
+    permits: Arc<Semaphore>,
+    acquire_timeout: Duration,
+}
+
+impl fmt::Debug for Readers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Readers")
+            .field("available", &self.inner.permits.available_permits())
+            .finish()
+    }
+}
+
+impl Readers {
+    /// Opens one connection now (so a bad path fails at start-up) and at most `max` in all.
+    pub async fn open(
+        options: SqliteConnectOptions,
+        max: usize,
+        acquire_timeout: Duration,
+    ) -> Result<Self, sqlx::Error> {
+        let first = options.connect().await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                options,
+                idle: Mutex::new(vec![first]),
+                permits: Arc::new(Semaphore::new(max.max(1))),
+                acquire_timeout,
+            }),
+        })
+    }
+
+    /// A connection of its own for the caller, waiting at most the acquire timeout.
+    pub async fn acquire(&self) -> Result<Reader, sqlx::Error> {
+        let permit = tokio::time::timeout(
+            self.inner.acquire_timeout,
+            self.inner.permits.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)?
+        .map_err(|_| sqlx::Error::PoolClosed)?;
+        let idle = self.inner.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match idle {
+            Some(conn) => conn,
+            None => self.inner.options.connect().await?,
+        };
+        Ok(Reader {
+            conn: Some(conn),
+            inner: self.inner.clone(),
+            _permit: permit,
+        })
+    }
+
+    /// Refuses new callers and closes the idle connections.
+    pub async fn close(&self) {
+        self.inner.permits.close();
+        let idle: Vec<SqliteConnection> = match self.inner.idle.lock() {
+            Ok(mut idle) => idle.drain(..).collect(),
+            Err(_) => Vec::new(),
+        };
+        for conn in idle {
+            let _ = conn.close().await;
+        }
+    }
+}
+
+/// A connection lent out; it goes back when dropped, unless it failed at the I/O level.
+pub struct Reader {
+    conn: Option<SqliteConnection>,
+    inner: Arc<Inner>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Reader {
+    fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
+        self.conn.as_mut().ok_or(sqlx::Error::PoolClosed)
+    }
+
+    /// Forgets the connection if `result` says it is unusable.
+    fn keep_if_sound<T>(&mut self, result: &Result<T, sqlx::Error>) {
+        if let Err(sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed | sqlx::Error::Protocol(_)) =
+            result
+        {
+            self.conn = None;
+        }
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        if self.inner.permits.is_closed() {
+            return;
+        }
+        if let Ok(mut idle) = self.inner.idle.lock() {
+            idle.push(conn);
+        }
+    }
+}
+
+impl<'p> Executor<'p> for &'_ Readers {
+    type Database = Sqlite;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<SqliteQueryResult, SqliteRow>, sqlx::Error>>
+    where
+        E: 'q + Execute<'q, Sqlite>,
+    {
+        let readers = self.clone();
+        futures_util::stream::once(async move {
+            let mut reader = readers.acquire().await?;
+            let items: Result<Vec<_>, sqlx::Error> =
+                reader.conn()?.fetch_many(query).try_collect().await;
+            reader.keep_if_sound(&items);
+            items
+        })
+        .map_ok(|items| futures_util::stream::iter(items.into_iter().map(Ok)))
+        .try_flatten()
+        .boxed()
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<SqliteRow>, sqlx::Error>>
+    where
+        E: 'q + Execute<'q, Sqlite>,
+    {
+        let readers = self.clone();
+        Box::pin(async move {
+            let mut reader = readers.acquire().await?;
+            let row = reader.conn()?.fetch_optional(query).await;
+            reader.keep_if_sound(&row);
+            row
+        })
+    }
+
+    fn prepare_with<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+        parameters: &'e [SqliteTypeInfo],
+    ) -> BoxFuture<'e, Result<SqliteStatement<'q>, sqlx::Error>> {
+        let readers = self.clone();
+        Box::pin(async move {
+            let mut reader = readers.acquire().await?;
+            reader.conn()?.prepare_with(sql, parameters).await
+        })
+    }
+
+    fn describe<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+    ) -> BoxFuture<'e, Result<sqlx::Describe<Sqlite>, sqlx::Error>> {
+        let readers = self.clone();
+        Box::pin(async move {
+            let mut reader = readers.acquire().await?;
+            reader.conn()?.describe(sql).await
+        })
+    }
+}
