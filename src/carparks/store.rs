@@ -4,7 +4,7 @@ use jiff::Timestamp;
 
 use super::Vehicle;
 use crate::domain::time::{from_micros, to_micros};
-use crate::events::store::{INSERT_EVENT, NEXT_SEQ};
+use crate::events::store::{NewEvent, Outbox};
 use crate::http::AppError;
 use crate::store::Store;
 use crate::{read, write_tx};
@@ -149,7 +149,6 @@ pub struct NewStay<'a> {
 }
 
 pub async fn insert_entry(store: &Store, new: &NewStay<'_>) -> Result<(i64, i64), AppError> {
-    let now = to_micros(Timestamp::now());
     Ok(write_tx!(store, |tx| {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO transactions (parking_lot_id, ticket_type, ticket_no, ticket_key, provider_id, \
@@ -165,15 +164,12 @@ pub async fn insert_entry(store: &Store, new: &NewStay<'_>) -> Result<(i64, i64)
         .bind(new.event_id)
         .fetch_one(&mut *tx)
         .await?;
-        let seq: i64 = sqlx::query_scalar(NEXT_SEQ).fetch_one(&mut *tx).await?;
-        sqlx::query(INSERT_EVENT)
-            .bind(seq)
-            .bind(new.event_id)
-            .bind(new.provider_id)
-            .bind(new.payload)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        let event = NewEvent {
+            event_id: new.event_id,
+            provider_id: new.provider_id,
+            payload: new.payload,
+        };
+        let seq = tx.append(&event).await?;
         (id, seq)
     }))
 }
@@ -186,7 +182,6 @@ pub async fn close(
     exit: &Exit,
     payload: &str,
 ) -> Result<Option<i64>, AppError> {
-    let now = to_micros(Timestamp::now());
     Ok(write_tx!(store, |tx| {
         let closed = sqlx::query(
             "UPDATE transactions SET exit_at = $2, exit_event_id = $3, rate_no = $4, duration_minutes = $5, \
@@ -205,16 +200,12 @@ pub async fn close(
         if closed == 0 {
             None
         } else {
-            let seq: i64 = sqlx::query_scalar(NEXT_SEQ).fetch_one(&mut *tx).await?;
-            sqlx::query(INSERT_EVENT)
-                .bind(seq)
-                .bind(&exit.event_id)
-                .bind(stay.provider_id)
-                .bind(payload)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            Some(seq)
+            let event = NewEvent {
+                event_id: &exit.event_id,
+                provider_id: stay.provider_id,
+                payload,
+            };
+            Some(tx.append(&event).await?)
         }
     }))
 }

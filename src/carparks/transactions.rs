@@ -278,7 +278,7 @@ async fn post_entry(
     };
     match store::insert_entry(&state.store, &new).await {
         Ok((id, seq)) => {
-            announce(&state.store, &state.events, seq).await;
+            announce(&state.events, seq);
             let result = TransactionResult {
                 transaction_id: id,
                 event_id,
@@ -420,7 +420,7 @@ async fn post_exit(
     );
     match store::close(&state.store, &stay, &exit, &payload).await? {
         Some(seq) => {
-            announce(&state.store, &state.events, seq).await;
+            announce(&state.events, seq);
             Ok((StatusCode::CREATED, Json(exit_result(&stay, &exit))))
         }
         None => repeated_exit(&state, &lot, &report, requested).await,

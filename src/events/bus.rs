@@ -98,18 +98,10 @@ pub fn spawn_expiry<F, Fut>(
     });
 }
 
-/// After a commit that wrote events up to `seq`: wake local subscribers, and other instances.
-pub async fn announce(store: &Store, bus: &EventBus, seq: i64) {
+/// After a commit that wrote events up to `seq`: wake local subscribers. (Other instances
+/// were notified by the commit itself, see [`crate::events::store::Outbox`].)
+pub fn announce(bus: &EventBus, seq: i64) {
     bus.published(seq);
-    if let Backend::Postgres(pool) = store.backend()
-        && let Err(err) = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(seq.to_string())
-            .execute(pool)
-            .await
-    {
-        tracing::warn!(error = %err, "could not notify other instances; they will poll");
-    }
 }
 
 /// On PostgreSQL, listens for other instances' notifications until shutdown.

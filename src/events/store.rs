@@ -3,21 +3,85 @@
 //! Events are numbered by `event_sequence`, a single row that every writer of events updates in
 //! its own transaction: PostgreSQL holds that row lock until commit, and SQLite has one writer,
 //! so sequence numbers are handed out in commit order and a reader that has seen event N never
-//! later finds an N-1 it missed.
+//! later finds an N-1 it missed. See [`Outbox`].
 
+use futures_util::future::BoxFuture;
 use jiff::Timestamp;
 
 use crate::domain::time::to_micros;
 use crate::http::AppError;
-use crate::store::Store;
+use crate::store::{Backend, Store};
 use crate::{read, write_tx};
 
-/// Bumps and returns the sequence; run inside the transaction that writes the event.
-pub const NEXT_SEQ: &str = "UPDATE event_sequence SET last = last + 1 WHERE id = 1 RETURNING last";
+/// An event for the outbox, written in the transaction that makes it true.
+pub struct NewEvent<'a> {
+    pub event_id: &'a str,
+    /// The provider it concerns; `None`: only the operator sees it.
+    pub provider_id: Option<i64>,
+    pub payload: &'a str,
+}
 
-/// `$1` seq, `$2` event id, `$3` provider (or NULL), `$4` payload, `$5` created_at.
-pub const INSERT_EVENT: &str = "INSERT INTO events (seq, event_id, provider_id, payload, created_at) \
-     VALUES ($1, $2, $3, $4, $5)";
+/// Appending to the outbox, on either backend's connection.
+pub trait Outbox {
+    /// Numbers `event`, stores it and returns its number; run inside the transaction that
+    /// writes what the event reports.
+    fn append<'c>(&'c mut self, event: &'c NewEvent<'c>)
+    -> BoxFuture<'c, Result<i64, sqlx::Error>>;
+}
+
+impl Outbox for sqlx::SqliteConnection {
+    /// Two statements: SQLite has one writer, so nothing waits on the sequence row.
+    fn append<'c>(
+        &'c mut self,
+        event: &'c NewEvent<'c>,
+    ) -> BoxFuture<'c, Result<i64, sqlx::Error>> {
+        Box::pin(async move {
+            let seq: i64 = sqlx::query_scalar(
+                "UPDATE event_sequence SET last = last + 1 WHERE id = 1 RETURNING last",
+            )
+            .fetch_one(&mut *self)
+            .await?;
+            sqlx::query(
+                "INSERT INTO events (seq, event_id, provider_id, payload, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(seq)
+            .bind(event.event_id)
+            .bind(event.provider_id)
+            .bind(event.payload)
+            .bind(to_micros(Timestamp::now()))
+            .execute(&mut *self)
+            .await?;
+            Ok(seq)
+        })
+    }
+}
+
+impl Outbox for sqlx::PgConnection {
+    /// One statement numbers the event, stores it and queues the notification to the other
+    /// instances (PostgreSQL sends it at commit): every writer of events waits for the
+    /// sequence row's lock, held until commit, so the less that happens under it the better.
+    fn append<'c>(
+        &'c mut self,
+        event: &'c NewEvent<'c>,
+    ) -> BoxFuture<'c, Result<i64, sqlx::Error>> {
+        Box::pin(async move {
+            sqlx::query_scalar(
+                "WITH s AS (UPDATE event_sequence SET last = last + 1 WHERE id = 1 RETURNING last), \
+                 e AS (INSERT INTO events (seq, event_id, provider_id, payload, created_at) \
+                       SELECT last, $1::text, $2::bigint, $3::text, $4::bigint FROM s RETURNING seq) \
+                 SELECT e.seq FROM e, LATERAL (SELECT pg_notify($5, e.seq::text)) AS notified",
+            )
+            .bind(event.event_id)
+            .bind(event.provider_id)
+            .bind(event.payload)
+            .bind(to_micros(Timestamp::now()))
+            .bind(crate::events::bus::CHANNEL)
+            .fetch_one(&mut *self)
+            .await
+        })
+    }
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredEvent {
@@ -36,28 +100,35 @@ pub async fn fetch_after(
 ) -> Result<Vec<StoredEvent>, AppError> {
     // Two statements rather than one with `($2 IS NULL OR provider_id = $2)`: PostgreSQL's
     // generic plan for that cannot use the (provider_id, seq) index.
-    Ok(read!(store, |db| {
-        match provider {
-            Some(provider) => {
-                sqlx::query_as(
-                    "SELECT seq, event_id, payload FROM events \
-                     WHERE provider_id = $2 AND seq > $1 ORDER BY seq LIMIT $3",
+    macro_rules! fetch {
+        ($db:expr) => {
+            match provider {
+                Some(provider) => {
+                    sqlx::query_as(
+                        "SELECT seq, event_id, payload FROM events \
+                         WHERE provider_id = $2 AND seq > $1 ORDER BY seq LIMIT $3",
+                    )
+                    .bind(cursor)
+                    .bind(provider)
+                    .bind(limit)
+                    .fetch_all($db)
+                    .await?
+                }
+                None => sqlx::query_as(
+                    "SELECT seq, event_id, payload FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
                 )
                 .bind(cursor)
-                .bind(provider)
                 .bind(limit)
-                .fetch_all(db)
-                .await?
+                .fetch_all($db)
+                .await?,
             }
-            None => sqlx::query_as(
-                "SELECT seq, event_id, payload FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
-            )
-            .bind(cursor)
-            .bind(limit)
-            .fetch_all(db)
-            .await?,
-        }
-    }))
+        };
+    }
+    // On PostgreSQL, from the feeds' own connections.
+    Ok(match store.backend() {
+        Backend::Sqlite(sqlite) => fetch!(&sqlite.reader),
+        Backend::Postgres(pool) => fetch!(store.feed_pool().unwrap_or(pool)),
+    })
 }
 
 /// The sequence number of an event the caller may see.
