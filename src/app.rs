@@ -119,6 +119,7 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     pub sockets: SocketLimiter,
     pub breaker: Arc<crate::http::breaker::Breaker>,
+    pub check_log: crate::rights::log::CheckLog,
 }
 
 #[derive(utoipa::OpenApi)]
@@ -256,10 +257,12 @@ pub async fn serve_with_store(
         metrics: Arc::new(Metrics::new()),
         sockets: SocketLimiter::new(config.max_sockets_per_principal),
         breaker: Arc::default(),
+        check_log: crate::rights::log::CheckLog::spawn(store.clone()),
         config: Arc::new(config),
         events,
         rate_limiter,
     };
+    let check_log = state.check_log.clone();
     let tls = state.config.tls.clone();
     let (app, _) = router(state);
     tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "parkhub listening");
@@ -294,6 +297,12 @@ pub async fn serve_with_store(
         .is_err()
     {
         tracing::warn!("some sockets did not close within 10 s");
+    }
+    if tokio::time::timeout(Duration::from_secs(10), check_log.sync())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the check log was not written within 10 s");
     }
     store.close().await;
     tracing::info!("parkhub stopped");

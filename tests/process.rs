@@ -223,14 +223,63 @@ async fn token_commands_create_list_and_revoke(backend: Backend) {
 
 async fn sigterm_stops_gracefully(backend: Backend) {
     let (url, _dir) = fresh_database(backend).await;
+    let operator = create_token(&url, "operator", "ops");
     let service = Service::start(&url, &[]).await;
     let base = service.base.clone();
+    let client = reqwest::Client::new();
+    let lot = json!({"id": 12, "name": "P-hus", "zoneCode": 123});
+    let created = client
+        .post(format!("{base}/api/v1/admin/parking-lots"))
+        .bearer_auth(&operator)
+        .json(&lot)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    // Checks are written to the log a moment after their answers: every check answered, even
+    // while the service is stopping, is written before the process ends.
+    let checks = (0..300).map(|n| {
+        let request = client
+            .get(format!(
+                "{base}/api/v1/parking-rights?licenseNumber=SIG{n:03}&parkingLotId=12"
+            ))
+            .bearer_auth(&operator);
+        tokio::spawn(async move { request.send().await.map(|r| r.status()) })
+    });
+    let checks: Vec<_> = checks.collect();
+    tokio::time::sleep(Duration::from_millis(30)).await;
     let status = service.sigterm().await;
     assert!(status.success(), "{status:?}");
+    let mut answered = 0;
+    for check in checks {
+        match check.await.unwrap() {
+            Ok(status) => {
+                assert_eq!(status, StatusCode::OK);
+                answered += 1;
+            }
+            Err(_) => {} // refused: the service had stopped listening
+        }
+    }
+    assert!(answered > 0, "some checks were answered");
     assert!(
         reqwest::get(format!("{base}/healthz")).await.is_err(),
         "nothing listens any more"
     );
+
+    let service = Service::start(&url, &[]).await;
+    let log: Value = client
+        .get(format!(
+            "{}/api/v1/admin/parking-right-checks",
+            service.base
+        ))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(log["meta"]["total"], answered, "{log}");
 }
 
 async fn an_event_survives_kill_9_before_its_subscriber_connects(backend: Backend) {

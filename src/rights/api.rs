@@ -204,7 +204,10 @@ async fn check_one(
     let lots = lots_of(&state, place).await?;
     let at = instant(query.get("at"), &lots)?;
     let answer = answer(&state, &plate, place, &lots, at).await?;
-    log::record(&state.store, who.id, &[check_of(&answer, place, at)]).await?;
+    state
+        .check_log
+        .record(who.id, &[check_of(&answer, place, at)])
+        .await?;
     Ok(Json(answer))
 }
 
@@ -276,7 +279,7 @@ async fn check_batch(
         results.push(answer(&state, plate, place, &lots, at).await?);
     }
     let checks: Vec<Check> = results.iter().map(|a| check_of(a, place, at)).collect();
-    log::record(&state.store, who.id, &checks).await?;
+    state.check_log.record(who.id, &checks).await?;
     Ok(Json(BatchAnswer { results }))
 }
 
@@ -399,6 +402,8 @@ async fn list_checks(
         from,
         to,
     };
+    // every check this instance answered is listed
+    state.check_log.sync().await?;
     let (data, total) = log::list(&state.store, &filter, paging.per_page, paging.offset()).await?;
     Ok(Json(CheckPage {
         status: "ok",

@@ -5,9 +5,12 @@ use serde::Serialize;
 
 use crate::domain::time::{from_micros, to_micros};
 use crate::http::AppError;
-use crate::read;
-use crate::store::group::{Job, JobFuture};
-use crate::store::{Backend, Store};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::Store;
+use crate::{read, write_tx};
 
 /// One check to record.
 pub struct Check<'a> {
@@ -20,7 +23,7 @@ pub struct Check<'a> {
     pub kinds: String,
 }
 
-/// Checks to record, owned so they can join a group commit.
+/// Checks to record, owned so they can wait in the writer's queue.
 struct Record {
     principal_id: i64,
     rows: Vec<Row>,
@@ -57,59 +60,139 @@ where
     .bind(now)
 }
 
-impl Job for Record {
-    type Output = ();
+/// The check log's writer: checks are handed to a task of their own, which writes whatever
+/// has gathered in one transaction, so an answer never waits for the disk and a burst of
+/// checks costs one commit. A check is in the database a moment after its answer (one
+/// commit's time, about a millisecond); [`CheckLog::sync`] waits for that, so this instance's
+/// own listing always shows every check it answered. A crash can lose the checks of that last
+/// moment, never an answer or any other write.
+#[derive(Clone)]
+pub struct CheckLog {
+    queue: mpsc::Sender<Message>,
+}
 
-    fn run<'c>(&'c self, conn: &'c mut sqlx::SqliteConnection) -> JobFuture<'c, ()> {
-        Box::pin(async move {
-            for row in &self.rows {
-                insert_query::<sqlx::Sqlite>(self.principal_id, row, self.now)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            Ok(())
-        })
+enum Message {
+    Record(Record),
+    /// Answered once everything queued before it is written.
+    Sync(oneshot::Sender<()>),
+}
+
+/// Checks waiting at most (beyond that, answers wait for room: nothing is dropped).
+const QUEUE: usize = 8192;
+/// The most rows in one transaction.
+const MAX_ROWS: usize = 4096;
+/// How long a failing write is retried before its checks are given up (and logged).
+const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
+
+impl CheckLog {
+    /// Starts the writer; it ends when every handle is gone (call [`CheckLog::sync`] first
+    /// to be sure everything is written).
+    pub fn spawn(store: Store) -> Self {
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(writer(store, receiver));
+        Self { queue }
+    }
+
+    /// Records checks made by `principal_id`: queued for the writer.
+    pub async fn record(&self, principal_id: i64, checks: &[Check<'_>]) -> Result<(), AppError> {
+        let record = Record {
+            principal_id,
+            rows: checks
+                .iter()
+                .map(|c| {
+                    (
+                        c.plate.to_owned(),
+                        c.parking_lot_id,
+                        c.zone_code,
+                        to_micros(c.at),
+                        c.allowed,
+                        c.grace,
+                        c.kinds.clone(),
+                    )
+                })
+                .collect(),
+            now: to_micros(Timestamp::now()),
+        };
+        self.queue
+            .send(Message::Record(record))
+            .await
+            .map_err(|_| stopped())
+    }
+
+    /// Waits until every check recorded before this call is in the database.
+    pub async fn sync(&self) -> Result<(), AppError> {
+        let (done, written) = oneshot::channel();
+        self.queue
+            .send(Message::Sync(done))
+            .await
+            .map_err(|_| stopped())?;
+        written.await.map_err(|_| stopped())
     }
 }
 
-/// Records checks made by `principal_id`, before the answer goes out. On SQLite they join the
-/// current group commit, so concurrent checks share one fsync.
-pub async fn record(
-    store: &Store,
-    principal_id: i64,
-    checks: &[Check<'_>],
-) -> Result<(), AppError> {
-    let job = Record {
-        principal_id,
-        rows: checks
-            .iter()
-            .map(|c| {
-                (
-                    c.plate.to_owned(),
-                    c.parking_lot_id,
-                    c.zone_code,
-                    to_micros(c.at),
-                    c.allowed,
-                    c.grace,
-                    c.kinds.clone(),
-                )
-            })
-            .collect(),
-        now: to_micros(Timestamp::now()),
-    };
-    match store.backend() {
-        Backend::Sqlite(sqlite) => sqlite.group.submit(job).await,
-        Backend::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            for row in &job.rows {
-                insert_query::<sqlx::Postgres>(job.principal_id, row, job.now)
+fn stopped() -> AppError {
+    AppError::Unavailable(anyhow::anyhow!("the check log's writer has stopped"))
+}
+
+async fn writer(store: Store, mut queue: mpsc::Receiver<Message>) {
+    let mut records: Vec<Record> = Vec::new();
+    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    while let Some(first) = queue.recv().await {
+        let mut rows = 0;
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Record(record) => {
+                    rows += record.rows.len();
+                    records.push(record);
+                }
+                Message::Sync(done) => waiting.push(done),
+            }
+            if rows < MAX_ROWS {
+                next = queue.try_recv().ok();
+            }
+        }
+        if !records.is_empty() {
+            write_with_retries(&store, &records, rows).await;
+            records.clear();
+        }
+        for done in waiting.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Writes `records` in one transaction, trying again for a while if the database is away.
+async fn write_with_retries(store: &Store, records: &[Record], rows: usize) {
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match write(store, records).await {
+            Ok(()) => return,
+            Err(err) if started.elapsed() < GIVE_UP_AFTER => {
+                tracing::warn!(error = %err, rows, "could not write parking-right checks; will retry");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(err) => {
+                tracing::error!(error = %err, rows, "parking-right checks could not be written and are lost");
+                return;
+            }
+        }
+    }
+}
+
+async fn write(store: &Store, records: &[Record]) -> Result<(), AppError> {
+    write_tx!(store, |tx| {
+        for record in records {
+            for row in &record.rows {
+                insert_query(record.principal_id, row, record.now)
                     .execute(&mut *tx)
                     .await?;
             }
-            tx.commit().await?;
-            Ok(())
         }
-    }
+    });
+    Ok(())
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
