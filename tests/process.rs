@@ -252,12 +252,10 @@ async fn sigterm_stops_gracefully(backend: Backend) {
     assert!(status.success(), "{status:?}");
     let mut answered = 0;
     for check in checks {
-        match check.await.unwrap() {
-            Ok(status) => {
-                assert_eq!(status, StatusCode::OK);
-                answered += 1;
-            }
-            Err(_) => {} // refused: the service had stopped listening
+        // a refused one came after the service stopped listening
+        if let Ok(status) = check.await.unwrap() {
+            assert_eq!(status, StatusCode::OK);
+            answered += 1;
         }
     }
     assert!(answered > 0, "some checks were answered");
