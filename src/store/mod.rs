@@ -103,9 +103,12 @@ impl Store {
                 let connect = PgConnectOptions::from_str(url)
                     .context("the PostgreSQL database URL is not valid")?
                     .application_name("parkhub");
+                // A connection is not pinged before it is lent (a round trip per query): one
+                // that broke fails its query with a 503, and the pool replaces it.
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.acquire_timeout)
+                    .test_before_acquire(false)
                     .connect_with(connect.clone())
                     .await
                     .with_context(|| {

@@ -116,13 +116,11 @@ pub async fn upsert(
     };
     let stored = match store.backend() {
         Backend::Sqlite(sqlite) => sqlite.group.submit(job).await?,
+        // One statement is its own transaction: committed (durably) when it answers.
         Backend::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            let stored = upsert_query::<sqlx::Postgres>(&job)
-                .fetch_optional(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            stored
+            upsert_query::<sqlx::Postgres>(&job)
+                .fetch_optional(pool)
+                .await?
         }
     };
     Ok(match stored {
