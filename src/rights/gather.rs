@@ -86,40 +86,48 @@ pub async fn rights_at(
 ) -> Result<Found, AppError> {
     let since = at.checked_sub(grace).unwrap_or(at);
     let zone = &lot.time_zone;
-    let (tickets, stays): (Vec<TicketRow>, Vec<StayRow>) = read!(store, |db| {
-        let tickets = sqlx::query_as(
-            "SELECT t.ticket_id, p.name AS provider, t.start_at, t.end_at FROM tickets t \
-             JOIN principals p ON p.id = t.provider_id \
-             WHERE t.license_norm = $1 AND t.parking_lot_id = $2 AND t.status = 'active' \
-               AND t.start_at <= $3 AND (t.end_at IS NULL OR t.end_at > $4) ORDER BY t.start_at, t.id",
-        )
-        .bind(plate)
-        .bind(lot.id)
-        .bind(to_micros(at))
-        .bind(to_micros(since))
-        .fetch_all(db)
-        .await?;
-        let stays = sqlx::query_as(
-            "SELECT id, reference_no, entry_at, exit_at FROM transactions \
-             WHERE ticket_key = $1 AND parking_lot_id = $2 AND ticket_type = 4 \
-               AND entry_at <= $3 AND (exit_at IS NULL OR exit_at > $4) ORDER BY entry_at, id",
-        )
-        .bind(plate)
-        .bind(lot.id)
-        .bind(to_micros(at))
-        .bind(to_micros(since))
-        .fetch_all(db)
-        .await?;
-        (tickets, stays)
-    });
+    // Three lookups at once, each on a connection of its own.
+    let tickets = async {
+        let tickets: Vec<TicketRow> = read!(store, |db| {
+            sqlx::query_as(
+                "SELECT t.ticket_id, p.name AS provider, t.start_at, t.end_at FROM tickets t \
+                 JOIN principals p ON p.id = t.provider_id \
+                 WHERE t.license_norm = $1 AND t.parking_lot_id = $2 AND t.status = 'active' \
+                   AND t.start_at <= $3 AND (t.end_at IS NULL OR t.end_at > $4) ORDER BY t.start_at, t.id",
+            )
+            .bind(plate)
+            .bind(lot.id)
+            .bind(to_micros(at))
+            .bind(to_micros(since))
+            .fetch_all(db)
+            .await?
+        });
+        Ok::<_, AppError>(tickets)
+    };
+    let stays = async {
+        let stays: Vec<StayRow> = read!(store, |db| {
+            sqlx::query_as(
+                "SELECT id, reference_no, entry_at, exit_at FROM transactions \
+                 WHERE ticket_key = $1 AND parking_lot_id = $2 AND ticket_type = 4 \
+                   AND entry_at <= $3 AND (exit_at IS NULL OR exit_at > $4) ORDER BY entry_at, id",
+            )
+            .bind(plate)
+            .bind(lot.id)
+            .bind(to_micros(at))
+            .bind(to_micros(since))
+            .fetch_all(db)
+            .await?
+        });
+        Ok::<_, AppError>(stays)
+    };
     let held = crate::permits::store::held_by_plate(
         store,
         plate,
         lot.id,
         since,
         at.checked_add(SignedDuration::from_micros(1)).unwrap_or(at),
-    )
-    .await?;
+    );
+    let (tickets, stays, held) = tokio::try_join!(tickets, stays, held)?;
 
     let mut found = Found {
         statuses: Vec::new(),
