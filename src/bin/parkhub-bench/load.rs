@@ -133,7 +133,15 @@ pub async fn preload(store: &Store, tickets: i64, permits: i64, stays: i64) -> a
         }};
     }
     match store.backend() {
-        Backend::Sqlite(db) => load!(&db.writer),
+        Backend::Sqlite(db) => {
+            load!(&db.writer);
+            // A database of this size at rest has its write-ahead log folded in: the service
+            // should not begin the measurement by copying the hundreds of megabytes of log
+            // that only the preload wrote.
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&db.writer)
+                .await?;
+        }
         Backend::Postgres(pool) => load!(pool),
     }
     Ok(())
