@@ -109,9 +109,21 @@ impl ServeConfig {
     }
 }
 
-/// What every handler can reach.
+/// What every handler can reach: one shared allocation, since axum clones the state for every
+/// request and every middleware layer (a dozen reference counts each time, when it was a
+/// struct of handles).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub config: Arc<ServeConfig>,
@@ -252,7 +264,7 @@ pub async fn serve_with_store(
     );
     let rate_limiter = Arc::new(RateLimiter::new(config.rate_limit));
     spawn_forget_idle(rate_limiter.clone(), events.shutdown());
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         store: store.clone(),
         metrics: Arc::new(Metrics::new()),
         sockets: SocketLimiter::new(config.max_sockets_per_principal),
@@ -261,7 +273,7 @@ pub async fn serve_with_store(
         config: Arc::new(config),
         events,
         rate_limiter,
-    };
+    }));
     let check_log = state.check_log.clone();
     let tls = state.config.tls.clone();
     let (app, _) = router(state);
