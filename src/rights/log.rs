@@ -63,12 +63,12 @@ where
     insert
 }
 
-/// The check log's writer: checks are handed to a task of their own, which writes whatever
-/// has gathered in one transaction, so an answer never waits for the disk and a burst of
-/// checks costs one commit. A check is in the database a moment after its answer (one
-/// commit's time, about a millisecond); [`CheckLog::sync`] waits for that, so this instance's
-/// own listing always shows every check it answered. A crash can lose the checks of that last
-/// moment, never an answer or any other write.
+/// The check log's writer: checks are handed to a task of their own, which gathers them for
+/// [`LINGER`] and writes them in one transaction, so an answer never waits for the disk and a
+/// busy second costs a few commits. A check is in the database at most about a tenth of a
+/// second after its answer; [`CheckLog::sync`] writes at once and waits for it, so this
+/// instance's own listing always shows every check it answered. A crash can lose the checks of
+/// that last moment, never an answer or any other write.
 #[derive(Clone)]
 pub struct CheckLog {
     queue: mpsc::Sender<Message>,
@@ -84,6 +84,8 @@ enum Message {
 const QUEUE: usize = 8192;
 /// The most rows in one transaction.
 const MAX_ROWS: usize = 4096;
+/// How long the writer gathers checks before it writes them.
+const LINGER: Duration = Duration::from_millis(100);
 /// How long a failing write is retried before its checks are given up (and logged).
 const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
 
@@ -141,18 +143,21 @@ async fn writer(store: Store, mut queue: mpsc::Receiver<Message>) {
     let mut records: Vec<Record> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = queue.recv().await {
-        let mut rows = 0;
-        let mut next = Some(first);
-        while let Some(message) = next.take() {
-            match message {
-                Message::Record(record) => {
-                    rows += record.rows.len();
-                    records.push(record);
-                }
-                Message::Sync(done) => waiting.push(done),
+        let mut rows = take(first, &mut records, &mut waiting);
+        // Gather for a while: each commit makes every SQLite reader drop its page cache, so
+        // a few large commits a second keep the rights lookups fast where one per burst did
+        // not. Someone waiting, a full batch or the last handle gone ends the wait early.
+        let until = tokio::time::Instant::now() + LINGER;
+        loop {
+            while let Ok(message) = queue.try_recv() {
+                rows += take(message, &mut records, &mut waiting);
             }
-            if rows < MAX_ROWS {
-                next = queue.try_recv().ok();
+            if !waiting.is_empty() || rows >= MAX_ROWS {
+                break;
+            }
+            match tokio::time::timeout_at(until, queue.recv()).await {
+                Ok(Some(message)) => rows += take(message, &mut records, &mut waiting),
+                Ok(None) | Err(_) => break,
             }
         }
         if !records.is_empty() {
@@ -161,6 +166,25 @@ async fn writer(store: Store, mut queue: mpsc::Receiver<Message>) {
         }
         for done in waiting.drain(..) {
             let _ = done.send(());
+        }
+    }
+}
+
+/// Files one message from the queue; the number of rows it brought.
+fn take(
+    message: Message,
+    records: &mut Vec<Record>,
+    waiting: &mut Vec<oneshot::Sender<()>>,
+) -> usize {
+    match message {
+        Message::Record(record) => {
+            let rows = record.rows.len();
+            records.push(record);
+            rows
+        }
+        Message::Sync(done) => {
+            waiting.push(done);
+            0
         }
     }
 }

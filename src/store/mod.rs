@@ -218,10 +218,6 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// How much of the SQLite file readers map (address space, not memory: the kernel's page
-/// cache holds the pages either way).
-const MMAP_BYTES: u64 = 1 << 30;
-
 async fn connect_sqlite(url: &str, options: &StoreOptions) -> anyhow::Result<SqliteDb> {
     let connect = SqliteConnectOptions::from_str(url)
         .context("the SQLite database URL is not valid")?
@@ -236,12 +232,8 @@ async fn connect_sqlite(url: &str, options: &StoreOptions) -> anyhow::Result<Sql
         .connect_with(connect.clone())
         .await
         .with_context(|| format!("could not open the SQLite database {url}"))?;
-    // Readers map the file rather than read() it: every commit makes a WAL reader drop its
-    // page cache, and pages come back from the mapping without a copy.
     let reader = readers::Readers::open(
-        connect
-            .create_if_missing(false)
-            .pragma("mmap_size", MMAP_BYTES.to_string()),
+        connect.create_if_missing(false),
         options.max_connections.clamp(1, 8) as usize,
         options.acquire_timeout,
     )
