@@ -34,20 +34,21 @@ const HELD_SELECT: &str = "SELECT v.license_norm, p.id, d.id AS definition_id, d
      JOIN permit_definitions d ON d.id = a.definition_id \
      JOIN permit_definition_lots dl ON dl.definition_id = d.id";
 
+/// A held permit as stored; the rights lookup reads it as part of a larger statement.
 #[derive(sqlx::FromRow)]
-struct HeldRow {
-    license_norm: String,
-    id: String,
-    definition_id: i64,
-    name: String,
-    time_zone: String,
-    schedule: String,
-    valid_from: String,
-    valid_to: String,
+pub struct HeldRow {
+    pub license_norm: String,
+    pub id: String,
+    pub definition_id: i64,
+    pub name: String,
+    pub time_zone: String,
+    pub schedule: String,
+    pub valid_from: String,
+    pub valid_to: String,
 }
 
 impl HeldRow {
-    fn into_held(self, lot: i64) -> Result<(String, HeldPermit), AppError> {
+    pub fn into_held(self, lot: i64) -> Result<(String, HeldPermit), AppError> {
         let definition = DefinitionRow {
             id: self.definition_id,
             name: self.name,
