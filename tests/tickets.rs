@@ -22,6 +22,7 @@ backend_tests!(
     paging_is_stable_while_tickets_arrive,
     list_filters_and_page_parameters,
     concurrent_update_and_cancel_leave_one_consistent_ticket,
+    a_burst_of_tickets_is_stored_each_as_sent,
     only_providers_may_use_the_ticket_api,
 );
 
@@ -608,5 +609,94 @@ async fn only_providers_may_use_the_ticket_api(backend: Backend) {
         assert_error(status, &body, StatusCode::FORBIDDEN);
         let (status, body) = server.get(TICKETS, token).await;
         assert_error(status, &body, StatusCode::FORBIDDEN);
+    }
+}
+
+/// Many writes at once share transactions (and, on SQLite, statements): each must still be
+/// stored with its own fields, for its own provider, and a canceled ticket must still refuse.
+async fn a_burst_of_tickets_is_stored_each_as_sent(backend: Backend) {
+    let (server, first) = setup(backend).await;
+    let (_, second) = server.provider("parkster", None).await;
+    for id in ["b-canceled-0", "b-canceled-1"] {
+        push(&server, &first, &seed_ticket(id)).await;
+        push(
+            &server,
+            &first,
+            &json!({"eventType": "TicketCanceled", "ticketId": id}),
+        )
+        .await;
+    }
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for i in 0..160_i64 {
+        let token = if i % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        // both providers use the same ticket ids: they are different tickets
+        let id = if i % 40 == 0 {
+            format!("b-canceled-{}", i / 40 % 2)
+        } else {
+            format!("b-{:03}", i / 2)
+        };
+        let mut body = seed_ticket(&id);
+        body["licenseNumber"] = json!(format!("BRS{i:03}"));
+        body["ticketCost"]["amountInclVat"] = json!(1000 + i);
+        let (client, url) = (client.clone(), server.url(TICKETS));
+        tasks.push(tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("post");
+            (i, id, response.status())
+        }));
+    }
+    let mut sent = std::collections::HashMap::new();
+    for task in tasks {
+        let (i, id, status) = task.await.expect("task");
+        let canceled = id.starts_with("b-canceled") && i % 2 == 0;
+        let expected = if canceled {
+            StatusCode::CONFLICT
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(status, expected, "ticket {id} (request {i})");
+        if !canceled {
+            sent.insert((i % 2, id), i);
+        }
+    }
+    for (provider, token) in [(0, &first), (1, &second)] {
+        let page = list(&server, token, "?perPage=500").await;
+        let tickets = page["data"].as_array().expect("data");
+        let active: Vec<&Value> = tickets.iter().filter(|t| t["status"] == "active").collect();
+        let expected = sent.keys().filter(|(p, _)| *p == provider).count();
+        assert_eq!(active.len(), expected, "provider {provider}: {page}");
+        for ticket in active {
+            let id = ticket["ticketId"].as_str().expect("ticketId").to_owned();
+            let i = sent[&(provider, id.clone())];
+            assert_eq!(ticket["licenseNumber"], format!("BRS{i:03}"), "{ticket}");
+            assert_eq!(ticket["ticketCost"]["amountInclVat"], 1000 + i, "{ticket}");
+        }
+        let canceled = tickets.iter().filter(|t| t["status"] == "canceled").count();
+        assert_eq!(
+            canceled,
+            if provider == 0 { 2 } else { 0 },
+            "provider {provider}"
+        );
+    }
+    for ticket in list(&server, &first, "?perPage=500").await["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter(|t| t["status"] == "canceled")
+    {
+        assert_eq!(
+            ticket["licenseNumber"], "ABC123",
+            "a canceled ticket keeps its fields"
+        );
     }
 }

@@ -10,9 +10,9 @@ use std::future::Future;
 use std::pin::Pin;
 
 use sqlx::SqliteConnection;
-use sqlx::sqlite::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
+use super::lender::Lender;
 use crate::http::AppError;
 
 /// The most jobs in one transaction.
@@ -21,22 +21,52 @@ const MAX_BATCH: usize = 512;
 pub type JobFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, AppError>> + Send + 'c>>;
 
 /// A write to run inside a batch.
-pub trait Job: Send + Sync + 'static {
+pub trait Job: Send + Sync + Sized + 'static {
     type Output: Send + 'static;
     fn run<'c>(&'c self, conn: &'c mut SqliteConnection) -> JobFuture<'c, Self::Output>;
+
+    /// Runs jobs of this kind that follow one another in a batch, in order, with one output
+    /// each. A kind that can write many rows in one statement does so here (one hand-over to
+    /// the database thread instead of one per job); by default they run one by one. An error
+    /// fails the batch, whose jobs then run again one transaction each.
+    fn run_many<'c>(
+        jobs: &'c [&'c Self],
+        conn: &'c mut SqliteConnection,
+    ) -> JobFuture<'c, Vec<Self::Output>> {
+        Box::pin(async move {
+            let mut outputs = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                outputs.push(job.run(&mut *conn).await?);
+            }
+            Ok(outputs)
+        })
+    }
 }
 
 type Answer = Result<Box<dyn Any + Send>, AppError>;
 
 /// Any job, its output boxed: one committer serves every kind of write.
 trait ErasedJob: Send + Sync {
+    fn as_any(&self) -> &dyn Any;
+
     fn run_erased<'c>(
         &'c self,
         conn: &'c mut SqliteConnection,
     ) -> JobFuture<'c, Box<dyn Any + Send>>;
+
+    /// Runs `jobs`, every one of this job's own kind, through [`Job::run_many`].
+    fn run_many_erased<'c>(
+        &'c self,
+        jobs: &'c [Box<dyn ErasedJob>],
+        conn: &'c mut SqliteConnection,
+    ) -> JobFuture<'c, Vec<Box<dyn Any + Send>>>;
 }
 
 impl<J: Job> ErasedJob for J {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
     fn run_erased<'c>(
         &'c self,
         conn: &'c mut SqliteConnection,
@@ -45,6 +75,34 @@ impl<J: Job> ErasedJob for J {
             self.run(conn)
                 .await
                 .map(|out| Box::new(out) as Box<dyn Any + Send>)
+        })
+    }
+
+    fn run_many_erased<'c>(
+        &'c self,
+        jobs: &'c [Box<dyn ErasedJob>],
+        conn: &'c mut SqliteConnection,
+    ) -> JobFuture<'c, Vec<Box<dyn Any + Send>>> {
+        Box::pin(async move {
+            let typed = jobs
+                .iter()
+                .map(|job| job.as_any().downcast_ref::<J>())
+                .collect::<Option<Vec<&J>>>()
+                .ok_or_else(|| {
+                    AppError::internal(anyhow::anyhow!("jobs of mixed kinds in one run"))
+                })?;
+            let outputs = J::run_many(&typed, conn).await?;
+            if outputs.len() != jobs.len() {
+                return Err(AppError::internal(anyhow::anyhow!(
+                    "{} jobs answered {} times",
+                    jobs.len(),
+                    outputs.len()
+                )));
+            }
+            Ok(outputs
+                .into_iter()
+                .map(|out| Box::new(out) as Box<dyn Any + Send>)
+                .collect())
         })
     }
 }
@@ -58,8 +116,8 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the committer on the writer pool; it ends when every handle is dropped.
-    pub fn spawn(writer: SqlitePool) -> Self {
+    /// Starts the committer on the writer connection; it ends when every handle is dropped.
+    pub fn spawn(writer: Lender) -> Self {
         let (jobs, receiver) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(committer(writer, receiver));
         Self { jobs }
@@ -83,7 +141,7 @@ impl GroupCommit {
     }
 }
 
-async fn committer(writer: SqlitePool, mut receiver: mpsc::Receiver<Pending>) {
+async fn committer(writer: Lender, mut receiver: mpsc::Receiver<Pending>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = receiver.recv().await {
         batch.push(first);
@@ -125,11 +183,8 @@ async fn committer(writer: SqlitePool, mut receiver: mpsc::Receiver<Pending>) {
 ///
 /// A batch that fails to commit (a full disk, say) closes its connection: SQLite may have
 /// rolled the transaction back by itself, and a connection whose sqlx bookkeeping still counts
-/// that transaction refuses every later BEGIN. The pool opens a fresh one for the next batch.
-fn run_batch<'a>(
-    writer: &'a SqlitePool,
-    jobs: &'a [Box<dyn ErasedJob>],
-) -> JobFuture<'a, Vec<Answer>> {
+/// that transaction refuses every later BEGIN. A fresh one is opened for the next batch.
+fn run_batch<'a>(writer: &'a Lender, jobs: &'a [Box<dyn ErasedJob>]) -> JobFuture<'a, Vec<Answer>> {
     Box::pin(async move {
         let mut conn = writer.acquire().await?;
         let outcome = run_batch_on(&mut conn, jobs).await;
@@ -149,13 +204,23 @@ fn run_batch_on<'a>(
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut results = Vec::with_capacity(jobs.len());
         let mut failed = false;
-        for job in jobs {
-            let result = job.run_erased(&mut tx).await;
-            failed |= result.is_err();
-            if failed {
-                break;
+        let mut rest = jobs;
+        while let Some(first) = rest.first() {
+            // Jobs of one kind in a row run together.
+            let kind = Any::type_id(first.as_any());
+            let same = rest
+                .iter()
+                .take_while(|job| Any::type_id(job.as_any()) == kind)
+                .count();
+            let (run, later) = rest.split_at(same);
+            match first.run_many_erased(run, &mut tx).await {
+                Ok(outputs) => results.extend(outputs.into_iter().map(Ok)),
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
             }
-            results.push(result);
+            rest = later;
         }
         if !failed {
             tx.commit().await?;
@@ -211,9 +276,7 @@ mod tests {
         let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
             .unwrap()
             .create_if_missing(true);
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
+        let pool = Lender::open(options, 1, std::time::Duration::from_secs(5))
             .await
             .unwrap();
         sqlx::query("CREATE TABLE items (id INTEGER PRIMARY KEY)")

@@ -8,7 +8,7 @@
 pub mod cache;
 mod errors;
 pub mod group;
-pub mod readers;
+pub mod lender;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -16,9 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
 pub use errors::{describe_unique_violation, is_unavailable, is_unstorable_text};
 
@@ -31,8 +29,9 @@ pub enum BackendKind {
 
 /// SQLite is written by one connection (so writers never race for the lock) and read by a pool.
 pub struct SqliteDb {
-    pub writer: SqlitePool,
-    pub reader: readers::Readers,
+    /// The one connection that writes (SQLite allows one writer at a time).
+    pub writer: lender::Lender,
+    pub reader: lender::Lender,
     /// Concurrent writes of the hot paths, committed together.
     pub group: group::GroupCommit,
 }
@@ -131,10 +130,13 @@ impl Store {
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self.backend() {
-            Backend::Sqlite(db) => sqlx::migrate!("./migrations/sqlite")
-                .run(&db.writer)
-                .await
-                .context("running the SQLite migrations")?,
+            Backend::Sqlite(db) => {
+                let mut conn = db.writer.acquire().await?;
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&mut *conn)
+                    .await
+                    .context("running the SQLite migrations")?
+            }
             Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres")
                 .run(pool)
                 .await
@@ -218,6 +220,10 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Statements the writer keeps prepared: every write's, and one multi-row ticket upsert per
+/// row count (up to [`crate::tickets::store::UPSERT_MAX_ROWS`]), so no batch pays for parsing.
+const WRITER_STATEMENTS: usize = 256;
+
 async fn connect_sqlite(url: &str, options: &StoreOptions) -> anyhow::Result<SqliteDb> {
     let connect = SqliteConnectOptions::from_str(url)
         .context("the SQLite database URL is not valid")?
@@ -226,13 +232,14 @@ async fn connect_sqlite(url: &str, options: &StoreOptions) -> anyhow::Result<Sql
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10));
-    let writer = SqlitePoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(options.acquire_timeout.max(Duration::from_secs(30)))
-        .connect_with(connect.clone())
-        .await
-        .with_context(|| format!("could not open the SQLite database {url}"))?;
-    let reader = readers::Readers::open(
+    let writer = lender::Lender::open(
+        connect.clone().statement_cache_capacity(WRITER_STATEMENTS),
+        1,
+        options.acquire_timeout.max(Duration::from_secs(30)),
+    )
+    .await
+    .with_context(|| format!("could not open the SQLite database {url}"))?;
+    let reader = lender::Lender::open(
         connect.create_if_missing(false),
         options.max_connections.clamp(1, 8) as usize,
         options.acquire_timeout,

@@ -81,6 +81,46 @@ where
     .bind(job.now)
 }
 
+/// The most rows in one multi-row upsert. Each size is its own prepared statement, kept in
+/// the writer's statement cache (see `WRITER_STATEMENTS` in the store).
+pub const UPSERT_MAX_ROWS: usize = 64;
+
+/// Many CreateOrUpdates in one statement (SQLite, inside a group commit): the same insert or
+/// update as [`upsert_query`] for every row, applied in order, so a ticket sent twice in one
+/// batch ends as the later one. Returns the ids of the rows stored, by (provider, ticketId).
+fn upsert_many_query<'q>(jobs: &'q [&'q UpsertJob]) -> sqlx::QueryBuilder<'q, sqlx::Sqlite> {
+    let mut insert = sqlx::QueryBuilder::new(
+        "INSERT INTO tickets (provider_id, ticket_id, parking_lot_id, license_raw, license_norm, \
+             start_at, end_at, cost_amount, cost_vat_rate, cost_currency, status, created_at, updated_at) ",
+    );
+    insert.push_values(jobs, |mut row, job| {
+        row.push_bind(job.provider_id)
+            .push_bind(job.ticket_id.as_str())
+            .push_bind(job.parking_lot_id)
+            .push_bind(job.license_raw.as_str())
+            .push_bind(job.license_norm.as_str())
+            .push_bind(job.start)
+            .push_bind(job.end)
+            .push_bind(job.amount)
+            .push_bind(job.vat_rate)
+            .push_bind(job.currency.as_deref())
+            .push("'active'")
+            .push_bind(job.now)
+            .push_bind(job.now);
+    });
+    insert.push(
+        " ON CONFLICT (provider_id, ticket_id) DO UPDATE SET \
+             parking_lot_id = excluded.parking_lot_id, license_raw = excluded.license_raw, \
+             license_norm = excluded.license_norm, start_at = excluded.start_at, \
+             end_at = excluded.end_at, cost_amount = excluded.cost_amount, \
+             cost_vat_rate = excluded.cost_vat_rate, cost_currency = excluded.cost_currency, \
+             updated_at = excluded.updated_at \
+         WHERE tickets.status = 'active' \
+         RETURNING id, provider_id, ticket_id",
+    );
+    insert
+}
+
 impl Job for UpsertJob {
     type Output = Option<i64>;
 
@@ -89,6 +129,35 @@ impl Job for UpsertJob {
             Ok(upsert_query::<sqlx::Sqlite>(self)
                 .fetch_optional(&mut *conn)
                 .await?)
+        })
+    }
+
+    fn run_many<'c>(
+        jobs: &'c [&'c Self],
+        conn: &'c mut sqlx::SqliteConnection,
+    ) -> JobFuture<'c, Vec<Option<i64>>> {
+        Box::pin(async move {
+            let mut stored = std::collections::HashMap::new();
+            let mut rest = jobs;
+            while !rest.is_empty() {
+                let (chunk, later) = rest.split_at(rest.len().min(UPSERT_MAX_ROWS));
+                let rows: Vec<(i64, i64, String)> = upsert_many_query(chunk)
+                    .build_query_as()
+                    .fetch_all(&mut *conn)
+                    .await?;
+                for (id, provider_id, ticket_id) in rows {
+                    stored.insert((provider_id, ticket_id), id);
+                }
+                rest = later;
+            }
+            Ok(jobs
+                .iter()
+                .map(|job| {
+                    stored
+                        .get(&(job.provider_id, job.ticket_id.clone()))
+                        .copied()
+                })
+                .collect())
         })
     }
 }

@@ -351,8 +351,9 @@ pub async fn insert_events(server: &TestServer, provider: i64, payload: &str, co
     use parkhub::store::Backend as Db;
     let now = jiff::Timestamp::now().as_microsecond();
     macro_rules! insert {
-        ($pool:expr) => {{
-            let mut tx = $pool.begin().await.unwrap();
+        ($conn:expr) => {{
+            let mut conn = $conn;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
             let last: i64 = sqlx::query_scalar("UPDATE event_sequence SET last = last + $1 WHERE id = 1 RETURNING last")
                 .bind(count)
                 .fetch_one(&mut *tx)
@@ -373,8 +374,8 @@ pub async fn insert_events(server: &TestServer, provider: i64, payload: &str, co
         }};
     }
     match server.store.backend() {
-        Db::Sqlite(db) => insert!(db.writer),
-        Db::Postgres(pool) => insert!(pool),
+        Db::Sqlite(db) => insert!(db.writer.acquire().await.unwrap()),
+        Db::Postgres(pool) => insert!(pool.acquire().await.unwrap()),
     }
 }
 

@@ -14,17 +14,17 @@ pub async fn floor_commit(database: &str, duration: f64) -> anyhow::Result<Row> 
     let store = Store::open(database, &StoreOptions::default()).await?;
     let half = Duration::from_secs_f64(duration / 2.0);
     macro_rules! measure {
-        ($pool:expr) => {{
-            let pool = $pool;
+        ($conn:expr) => {{
+            let conn = $conn;
             sqlx::query("CREATE TABLE IF NOT EXISTS bench_floor (id BIGINT, payload TEXT)")
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?;
             let mut latency = histogram();
             let started = Instant::now();
             let mut n = 0i64;
             while started.elapsed() < half {
                 let t = Instant::now();
-                let mut tx = pool.begin().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                 sqlx::query("INSERT INTO bench_floor (id, payload) VALUES ($1, 'x')")
                     .bind(n)
                     .execute(&mut *tx)
@@ -37,7 +37,7 @@ pub async fn floor_commit(database: &str, duration: f64) -> anyhow::Result<Row> 
             let started = Instant::now();
             let mut rows = 0i64;
             while started.elapsed() < half {
-                let mut tx = pool.begin().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                 let mut insert = sqlx::QueryBuilder::new("INSERT INTO bench_floor (id, payload) ");
                 insert.push_values(0..1000, |mut b, i| {
                     b.push_bind(rows + i).push_bind("x");
@@ -47,13 +47,15 @@ pub async fn floor_commit(database: &str, duration: f64) -> anyhow::Result<Row> 
                 rows += 1000;
             }
             let batched = rows as f64 / started.elapsed().as_secs_f64();
-            sqlx::query("DROP TABLE bench_floor").execute(pool).await?;
+            sqlx::query("DROP TABLE bench_floor")
+                .execute(&mut *conn)
+                .await?;
             (single, batched, latency)
         }};
     }
     let (single, batched, latency) = match store.backend() {
-        Backend::Sqlite(db) => measure!(&db.writer),
-        Backend::Postgres(pool) => measure!(pool),
+        Backend::Sqlite(db) => measure!(&mut *db.writer.acquire().await?),
+        Backend::Postgres(pool) => measure!(&mut *pool.acquire().await?),
     };
     store.close().await;
     Ok(Row {

@@ -1,11 +1,12 @@
-//! SQLite's readers: a few connections, handed out without sqlx's pool.
+//! SQLite connections handed out without sqlx's pool: the readers, and the one writer.
 //!
 //! sqlx's pool pings a connection when it hands it out and again when it takes it back. On
 //! SQLite a ping is a round trip to the connection's worker thread, so every query cost three
 //! hand-overs between threads instead of one, and thread switching was half the service's CPU
-//! time (BENCHMARKS.md). A file on the local disk needs no liveness check: these connections
-//! are opened when first needed and reused; one that fails with an I/O error is closed, and a
-//! fresh one is opened by the next caller.
+//! time (BENCHMARKS.md); the writer could not start a batch until the last one's release ping
+//! was done. A file on the local disk needs no liveness check: these connections are opened
+//! when first needed and reused; one that fails with an I/O error (or that its user gives up
+//! on, [`Lent::close_on_drop`]) is closed, and a fresh one is opened by the next caller.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -21,9 +22,9 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Either, Execute, Executor, Sqlite};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Read connections to one SQLite file; cheap to clone.
+/// Connections to one SQLite file, at most a fixed number lent at once; cheap to clone.
 #[derive(Clone)]
-pub struct Readers {
+pub struct Lender {
     inner: Arc<Inner>,
 }
 
@@ -34,15 +35,15 @@ struct Inner {
     acquire_timeout: Duration,
 }
 
-impl fmt::Debug for Readers {
+impl fmt::Debug for Lender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Readers")
+        f.debug_struct("Lender")
             .field("available", &self.inner.permits.available_permits())
             .finish()
     }
 }
 
-impl Readers {
+impl Lender {
     /// Opens one connection now (so a bad path fails at start-up) and at most `max` in all.
     pub async fn open(
         options: SqliteConnectOptions,
@@ -61,7 +62,7 @@ impl Readers {
     }
 
     /// A connection of its own for the caller, waiting at most the acquire timeout.
-    pub async fn acquire(&self) -> Result<Reader, sqlx::Error> {
+    pub async fn acquire(&self) -> Result<Lent, sqlx::Error> {
         let permit = tokio::time::timeout(
             self.inner.acquire_timeout,
             self.inner.permits.clone().acquire_owned(),
@@ -74,8 +75,9 @@ impl Readers {
             Some(conn) => conn,
             None => self.inner.options.connect().await?,
         };
-        Ok(Reader {
+        Ok(Lent {
             conn: Some(conn),
+            sound: true,
             inner: self.inner.clone(),
             _permit: permit,
         })
@@ -94,14 +96,43 @@ impl Readers {
     }
 }
 
-/// A connection lent out; it goes back when dropped, unless it failed at the I/O level.
-pub struct Reader {
+/// A connection lent out; it goes back when dropped, unless it failed at the I/O level or
+/// was given up on.
+pub struct Lent {
+    /// Taken only when the loan ends (dropped).
     conn: Option<SqliteConnection>,
+    /// Cleared when the connection proves unusable: it is closed rather than taken back.
+    sound: bool,
     inner: Arc<Inner>,
     _permit: OwnedSemaphorePermit,
 }
 
-impl Reader {
+impl std::ops::Deref for Lent {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        self.conn
+            .as_ref()
+            .expect("a lent connection is there until the loan ends")
+    }
+}
+
+impl std::ops::DerefMut for Lent {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        self.conn
+            .as_mut()
+            .expect("a lent connection is there until the loan ends")
+    }
+}
+
+impl Lent {
+    /// Closes the connection instead of taking it back: for one whose state is in doubt
+    /// (SQLite may have rolled a failed commit back by itself, while sqlx still counts the
+    /// transaction and would refuse every later BEGIN).
+    pub fn close_on_drop(&mut self) {
+        self.sound = false;
+    }
+
     fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
         self.conn.as_mut().ok_or(sqlx::Error::PoolClosed)
     }
@@ -111,17 +142,17 @@ impl Reader {
         if let Err(sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed | sqlx::Error::Protocol(_)) =
             result
         {
-            self.conn = None;
+            self.sound = false;
         }
     }
 }
 
-impl Drop for Reader {
+impl Drop for Lent {
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else {
             return;
         };
-        if self.inner.permits.is_closed() {
+        if !self.sound || self.inner.permits.is_closed() {
             return;
         }
         if let Ok(mut idle) = self.inner.idle.lock() {
@@ -130,7 +161,7 @@ impl Drop for Reader {
     }
 }
 
-impl<'p> Executor<'p> for &'_ Readers {
+impl<'p> Executor<'p> for &'_ Lender {
     type Database = Sqlite;
 
     fn fetch_many<'e, 'q: 'e, E>(
@@ -140,12 +171,12 @@ impl<'p> Executor<'p> for &'_ Readers {
     where
         E: 'q + Execute<'q, Sqlite>,
     {
-        let readers = self.clone();
+        let lender = self.clone();
         futures_util::stream::once(async move {
-            let mut reader = readers.acquire().await?;
+            let mut lent = lender.acquire().await?;
             let items: Result<Vec<_>, sqlx::Error> =
-                reader.conn()?.fetch_many(query).try_collect().await;
-            reader.keep_if_sound(&items);
+                lent.conn()?.fetch_many(query).try_collect().await;
+            lent.keep_if_sound(&items);
             items
         })
         .map_ok(|items| futures_util::stream::iter(items.into_iter().map(Ok)))
@@ -160,11 +191,11 @@ impl<'p> Executor<'p> for &'_ Readers {
     where
         E: 'q + Execute<'q, Sqlite>,
     {
-        let readers = self.clone();
+        let lender = self.clone();
         Box::pin(async move {
-            let mut reader = readers.acquire().await?;
-            let row = reader.conn()?.fetch_optional(query).await;
-            reader.keep_if_sound(&row);
+            let mut lent = lender.acquire().await?;
+            let row = lent.conn()?.fetch_optional(query).await;
+            lent.keep_if_sound(&row);
             row
         })
     }
@@ -174,10 +205,10 @@ impl<'p> Executor<'p> for &'_ Readers {
         sql: &'q str,
         parameters: &'e [SqliteTypeInfo],
     ) -> BoxFuture<'e, Result<SqliteStatement<'q>, sqlx::Error>> {
-        let readers = self.clone();
+        let lender = self.clone();
         Box::pin(async move {
-            let mut reader = readers.acquire().await?;
-            reader.conn()?.prepare_with(sql, parameters).await
+            let mut lent = lender.acquire().await?;
+            lent.conn()?.prepare_with(sql, parameters).await
         })
     }
 
@@ -185,10 +216,10 @@ impl<'p> Executor<'p> for &'_ Readers {
         self,
         sql: &'q str,
     ) -> BoxFuture<'e, Result<sqlx::Describe<Sqlite>, sqlx::Error>> {
-        let readers = self.clone();
+        let lender = self.clone();
         Box::pin(async move {
-            let mut reader = readers.acquire().await?;
-            reader.conn()?.describe(sql).await
+            let mut lent = lender.acquire().await?;
+            lent.conn()?.describe(sql).await
         })
     }
 }
