@@ -64,8 +64,8 @@ pub struct Found {
 /// Every right of a plate at a lot, in one statement: one round trip, one wait for the
 /// database, where three lookups cost three. Columns a kind does not have are null (typed in
 /// the first branch, which is what PostgreSQL goes by).
-const RIGHTS_SQL: &str = "\
-    SELECT 0 AS kind, t.ticket_id AS key, pr.name AS name, t.start_at AS start_at, \
+const RIGHTS_SQL: &str = concat!(
+    "SELECT 0 AS kind, t.ticket_id AS key, pr.name AS name, t.start_at AS start_at, \
            t.end_at AS end_at, t.id AS seq, CAST(NULL AS BIGINT) AS definition_id, \
            CAST(NULL AS TEXT) AS time_zone, CAST(NULL AS TEXT) AS schedule, \
            CAST(NULL AS TEXT) AS valid_from, CAST(NULL AS TEXT) AS valid_to \
@@ -79,16 +79,12 @@ const RIGHTS_SQL: &str = "\
        AND s.entry_at <= $3 AND (s.exit_at IS NULL OR s.exit_at > $4) \
     UNION ALL \
     SELECT 2, p.id, d.name, p.created_at, NULL, NULL, d.id, d.time_zone, d.schedule, \
-           p.valid_from, p.valid_to \
-      FROM end_user_vehicles v \
-      JOIN end_users u ON u.id = v.end_user_id \
-      JOIN permits p ON p.email = u.email \
-      JOIN permit_allocations a ON a.id = p.allocation_id \
-      JOIN permit_definitions d ON d.id = a.definition_id \
-      JOIN permit_definition_lots dl ON dl.definition_id = d.id \
-     WHERE v.license_norm = $1 AND dl.parking_lot_id = $2 AND p.deleted_at IS NULL \
+           p.valid_from, p.valid_to",
+    crate::held_permits_from!(),
+    "WHERE v.license_norm = $1 AND dl.parking_lot_id = $2 AND p.deleted_at IS NULL \
        AND p.starts_at < $5 AND p.ends_at > $4 \
-    ORDER BY kind, start_at, seq, key";
+    ORDER BY kind, start_at, seq, key"
+);
 
 const TICKET: i32 = 0;
 const STAY: i32 = 1;

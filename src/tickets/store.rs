@@ -41,54 +41,24 @@ struct UpsertJob {
     now: i64,
 }
 
-/// Inserts, or replaces every field but `created_at` of an active ticket; returns the row id,
-/// or nothing when the ticket is canceled. One statement, so concurrent events on one ticket
-/// always leave one consistent row. Written once for both backends.
-fn upsert_query<'q, DB>(
-    job: &'q UpsertJob,
-) -> sqlx::query::QueryScalar<'q, DB, i64, <DB as sqlx::Database>::Arguments<'q>>
+/// The most rows in one multi-row upsert. Each size is its own prepared statement, kept in
+/// the writer's statement cache (see `WRITER_STATEMENTS` in the store).
+pub const UPSERT_MAX_ROWS: usize = 64;
+
+/// CreateOrUpdates in one statement: each row is inserted, or replaces every field but
+/// `created_at` of an active ticket; a canceled ticket is left alone. One statement, so
+/// concurrent events on one ticket always leave one consistent row; rows are applied in order,
+/// so (on SQLite, where group commit gathers them) a ticket sent twice in one batch ends as
+/// the later one. Returns (id, provider, ticketId) of every row stored. Written once for both
+/// backends.
+fn upsert_query<'q, DB>(jobs: &'q [&'q UpsertJob]) -> sqlx::QueryBuilder<'q, DB>
 where
     DB: sqlx::Database,
-    (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
     i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    sqlx::query_scalar(
-        "INSERT INTO tickets (provider_id, ticket_id, parking_lot_id, license_raw, license_norm, \
-             start_at, end_at, cost_amount, cost_vat_rate, cost_currency, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $11) \
-         ON CONFLICT (provider_id, ticket_id) DO UPDATE SET \
-             parking_lot_id = excluded.parking_lot_id, license_raw = excluded.license_raw, \
-             license_norm = excluded.license_norm, start_at = excluded.start_at, \
-             end_at = excluded.end_at, cost_amount = excluded.cost_amount, \
-             cost_vat_rate = excluded.cost_vat_rate, cost_currency = excluded.cost_currency, \
-             updated_at = excluded.updated_at \
-         WHERE tickets.status = 'active' \
-         RETURNING id",
-    )
-    .bind(job.provider_id)
-    .bind(job.ticket_id.as_str())
-    .bind(job.parking_lot_id)
-    .bind(job.license_raw.as_str())
-    .bind(job.license_norm.as_str())
-    .bind(job.start)
-    .bind(job.end)
-    .bind(job.amount)
-    .bind(job.vat_rate)
-    .bind(job.currency.as_deref())
-    .bind(job.now)
-}
-
-/// The most rows in one multi-row upsert. Each size is its own prepared statement, kept in
-/// the writer's statement cache (see `WRITER_STATEMENTS` in the store).
-pub const UPSERT_MAX_ROWS: usize = 64;
-
-/// Many CreateOrUpdates in one statement (SQLite, inside a group commit): the same insert or
-/// update as [`upsert_query`] for every row, applied in order, so a ticket sent twice in one
-/// batch ends as the later one. Returns the ids of the rows stored, by (provider, ticketId).
-fn upsert_many_query<'q>(jobs: &'q [&'q UpsertJob]) -> sqlx::QueryBuilder<'q, sqlx::Sqlite> {
     let mut insert = sqlx::QueryBuilder::new(
         "INSERT INTO tickets (provider_id, ticket_id, parking_lot_id, license_raw, license_norm, \
              start_at, end_at, cost_amount, cost_vat_rate, cost_currency, status, created_at, updated_at) ",
@@ -121,14 +91,19 @@ fn upsert_many_query<'q>(jobs: &'q [&'q UpsertJob]) -> sqlx::QueryBuilder<'q, sq
     insert
 }
 
+/// A stored row as [`upsert_query`] returns it.
+type StoredRow = (i64, i64, String);
+
 impl Job for UpsertJob {
     type Output = Option<i64>;
 
     fn run<'c>(&'c self, conn: &'c mut sqlx::SqliteConnection) -> JobFuture<'c, Option<i64>> {
         Box::pin(async move {
-            Ok(upsert_query::<sqlx::Sqlite>(self)
+            let stored: Option<StoredRow> = upsert_query::<sqlx::Sqlite>(&[self])
+                .build_query_as()
                 .fetch_optional(&mut *conn)
-                .await?)
+                .await?;
+            Ok(stored.map(|(id, _, _)| id))
         })
     }
 
@@ -141,7 +116,7 @@ impl Job for UpsertJob {
             let mut rest = jobs;
             while !rest.is_empty() {
                 let (chunk, later) = rest.split_at(rest.len().min(UPSERT_MAX_ROWS));
-                let rows: Vec<(i64, i64, String)> = upsert_many_query(chunk)
+                let rows: Vec<StoredRow> = upsert_query::<sqlx::Sqlite>(chunk)
                     .build_query_as()
                     .fetch_all(&mut *conn)
                     .await?;
@@ -187,9 +162,11 @@ pub async fn upsert(
         Backend::Sqlite(sqlite) => sqlite.group.submit(job).await?,
         // One statement is its own transaction: committed (durably) when it answers.
         Backend::Postgres(pool) => {
-            upsert_query::<sqlx::Postgres>(&job)
+            let stored: Option<StoredRow> = upsert_query::<sqlx::Postgres>(&[&job])
+                .build_query_as()
                 .fetch_optional(pool)
-                .await?
+                .await?;
+            stored.map(|(id, _, _)| id)
         }
     };
     Ok(match stored {

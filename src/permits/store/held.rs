@@ -25,14 +25,26 @@ impl HeldPermit {
     }
 }
 
-const HELD_SELECT: &str = "SELECT v.license_norm, p.id, d.id AS definition_id, d.name, d.time_zone, d.schedule, \
-        p.valid_from, p.valid_to \
-     FROM end_user_vehicles v \
-     JOIN end_users u ON u.id = v.end_user_id \
-     JOIN permits p ON p.email = u.email \
-     JOIN permit_allocations a ON a.id = p.allocation_id \
-     JOIN permit_definitions d ON d.id = a.definition_id \
-     JOIN permit_definition_lots dl ON dl.definition_id = d.id";
+/// The tables that say which permits a plate holds at which lots, as an SQL `FROM` clause:
+/// vehicles `v`, their holders `u`, permits `p`, allocations `a`, definitions `d` and the
+/// definitions' lots `dl`. A macro so that statements can be put together at compile time.
+#[macro_export]
+macro_rules! held_permits_from {
+    () => {
+        " FROM end_user_vehicles v \
+          JOIN end_users u ON u.id = v.end_user_id \
+          JOIN permits p ON p.email = u.email \
+          JOIN permit_allocations a ON a.id = p.allocation_id \
+          JOIN permit_definitions d ON d.id = a.definition_id \
+          JOIN permit_definition_lots dl ON dl.definition_id = d.id "
+    };
+}
+
+const HELD_SELECT: &str = concat!(
+    "SELECT v.license_norm, p.id, d.id AS definition_id, d.name, d.time_zone, d.schedule, \
+        p.valid_from, p.valid_to",
+    held_permits_from!()
+);
 
 /// A held permit as stored; the rights lookup reads it as part of a larger statement.
 #[derive(sqlx::FromRow)]
