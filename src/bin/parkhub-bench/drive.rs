@@ -1,6 +1,7 @@
 //! Driving load: closed loops (the most the service does) and open loops (a constant arrival
 //! rate, each request timed from when it was due), and the table's rows.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -93,6 +94,9 @@ where
     (total.len() as f64 / secs, total, errors)
 }
 
+/// The most requests an open loop has in flight.
+const MAX_IN_FLIGHT: usize = 256;
+
 /// Requests due at a constant `rate` for `duration`, each timed from when it was due.
 pub async fn open_loop<F, Fut>(rate: f64, duration: Duration, make: F) -> (Histogram<u64>, u64)
 where
@@ -117,10 +121,18 @@ where
         }
     });
     let mut tasks = Vec::with_capacity(total as usize);
+    // At most this many requests in flight (so connections) at once, as a fleet of clients
+    // with their own connections would have; a request that waits for its turn still counts
+    // that wait, timed from when it was due.
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     while let Some((i, due)) = due.recv().await {
         let request = make(i);
+        let in_flight = in_flight.clone();
         tasks.push(tokio::spawn(async move {
-            let ok = request.await;
+            let ok = match in_flight.acquire_owned().await {
+                Ok(_turn) => request.await,
+                Err(_) => false,
+            };
             (due.elapsed().as_micros() as u64, ok)
         }));
     }
