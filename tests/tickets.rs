@@ -626,14 +626,9 @@ async fn a_burst_of_tickets_is_stored_each_as_sent(backend: Backend) {
         )
         .await;
     }
-    let client = reqwest::Client::new();
-    let mut tasks = Vec::new();
-    for i in 0..160_i64 {
-        let token = if i % 2 == 0 {
-            first.clone()
-        } else {
-            second.clone()
-        };
+    // all at once: the requests run concurrently on the test server's client
+    let requests = (0..160_i64).map(|i| {
+        let token = if i % 2 == 0 { &first } else { &second };
         // both providers use the same ticket ids: they are different tickets
         let id = if i % 40 == 0 {
             format!("b-canceled-{}", i / 40 % 2)
@@ -643,21 +638,15 @@ async fn a_burst_of_tickets_is_stored_each_as_sent(backend: Backend) {
         let mut body = seed_ticket(&id);
         body["licenseNumber"] = json!(format!("BRS{i:03}"));
         body["ticketCost"]["amountInclVat"] = json!(1000 + i);
-        let (client, url) = (client.clone(), server.url(TICKETS));
-        tasks.push(tokio::spawn(async move {
-            let response = client
-                .post(url)
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .expect("post");
-            (i, id, response.status())
-        }));
-    }
+        let server = &server;
+        async move {
+            let (status, _) = server.post(TICKETS, token, &body).await;
+            (i, id, status)
+        }
+    });
+    let answers = futures_util::future::join_all(requests).await;
     let mut sent = std::collections::HashMap::new();
-    for task in tasks {
-        let (i, id, status) = task.await.expect("task");
+    for (i, id, status) in answers {
         let canceled = id.starts_with("b-canceled") && i % 2 == 0;
         let expected = if canceled {
             StatusCode::CONFLICT
