@@ -11,8 +11,7 @@ use crate::lots::Lot;
 use crate::permits::rules::covered_intervals;
 use crate::permits::schedule::WindowSpec;
 use crate::permits::store::{HeldPermit, HeldRow};
-use crate::read;
-use crate::store::Store;
+use crate::store::{Backend, Store};
 
 /// One right that applies (or applied within the grace period), as the answer shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -109,6 +108,22 @@ struct RightRow {
 }
 
 impl RightRow {
+    fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            kind: row.get("kind")?,
+            key: row.get("key")?,
+            name: row.get("name")?,
+            start_at: row.get("start_at")?,
+            end_at: row.get("end_at")?,
+            seq: row.get("seq")?,
+            definition_id: row.get("definition_id")?,
+            time_zone: row.get("time_zone")?,
+            schedule: row.get("schedule")?,
+            valid_from: row.get("valid_from")?,
+            valid_to: row.get("valid_to")?,
+        })
+    }
+
     fn into_permit(self, plate: &str, lot: i64) -> Result<HeldPermit, AppError> {
         let missing = || AppError::internal(anyhow::anyhow!("a permit row without its definition"));
         HeldRow {
@@ -136,16 +151,28 @@ pub async fn rights_at(
 ) -> Result<Found, AppError> {
     let since = at.checked_sub(grace).unwrap_or(at);
     let zone = &lot.time_zone;
-    let rows: Vec<RightRow> = read!(store, |db| {
-        sqlx::query_as(RIGHTS_SQL)
-            .bind(plate)
-            .bind(lot.id)
-            .bind(to_micros(at))
-            .bind(to_micros(since))
-            .bind(to_micros(at) + 1)
-            .fetch_all(db)
-            .await?
-    });
+    let (from, until) = (to_micros(at), to_micros(since));
+    let rows: Vec<RightRow> = match store.backend() {
+        // The check enforcement waits for: on SQLite one indexed lookup, run where it is asked.
+        Backend::Sqlite(db) => db.inline.read(|conn| {
+            conn.prepare_cached(RIGHTS_SQL)?
+                .query_map(
+                    rusqlite::params![plate, lot.id, from, until, from + 1],
+                    RightRow::from_sqlite,
+                )?
+                .collect()
+        })?,
+        Backend::Postgres(pool) => {
+            sqlx::query_as(RIGHTS_SQL)
+                .bind(plate)
+                .bind(lot.id)
+                .bind(from)
+                .bind(until)
+                .bind(from + 1)
+                .fetch_all(pool)
+                .await?
+        }
+    };
     let mut tickets = Vec::new();
     let mut stays = Vec::new();
     let mut held = Vec::new();

@@ -8,6 +8,7 @@
 pub mod cache;
 mod errors;
 pub mod group;
+pub mod inline;
 pub mod lender;
 
 use std::str::FromStr;
@@ -32,6 +33,8 @@ pub struct SqliteDb {
     /// The one connection that writes (SQLite allows one writer at a time).
     pub writer: lender::Lender,
     pub reader: lender::Lender,
+    /// Connections for the hottest point lookups, run on the caller's thread (see [`inline`]).
+    pub inline: inline::InlineReader,
     /// Concurrent writes of the hot paths, committed together.
     pub group: group::GroupCommit,
 }
@@ -176,6 +179,7 @@ impl Store {
     pub async fn close(&self) {
         match self.backend() {
             Backend::Sqlite(db) => {
+                db.inline.close();
                 db.reader.close().await;
                 db.writer.close().await;
             }
@@ -224,6 +228,9 @@ pub fn redact_url(url: &str) -> String {
 /// row count (up to [`crate::tickets::store::UPSERT_MAX_ROWS`]), so no batch pays for parsing.
 const WRITER_STATEMENTS: usize = 256;
 
+/// How long an SQLite connection waits for a lock before it fails with 503.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn connect_sqlite(url: &str, options: &StoreOptions) -> anyhow::Result<SqliteDb> {
     let connect = SqliteConnectOptions::from_str(url)
         .context("the SQLite database URL is not valid")?
@@ -231,7 +238,7 @@ async fn connect_sqlite(url: &str, options: &StoreOptions) -> anyhow::Result<Sql
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10));
+        .busy_timeout(BUSY_TIMEOUT);
     let writer = lender::Lender::open(
         connect.clone().statement_cache_capacity(WRITER_STATEMENTS),
         1,
@@ -240,16 +247,19 @@ async fn connect_sqlite(url: &str, options: &StoreOptions) -> anyhow::Result<Sql
     .await
     .with_context(|| format!("could not open the SQLite database {url}"))?;
     let reader = lender::Lender::open(
-        connect.create_if_missing(false),
+        connect.clone().create_if_missing(false),
         options.max_connections.clamp(1, 8) as usize,
         options.acquire_timeout,
     )
     .await
     .with_context(|| format!("could not open the SQLite database {url} for reading"))?;
+    let inline = inline::InlineReader::open(connect.get_filename().to_owned(), BUSY_TIMEOUT)
+        .with_context(|| format!("could not open the SQLite database {url} for reading"))?;
     let group = group::GroupCommit::spawn(writer.clone());
     Ok(SqliteDb {
         writer,
         reader,
+        inline,
         group,
     })
 }
