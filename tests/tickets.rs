@@ -2,11 +2,10 @@
 
 mod common;
 
-use common::{Backend, TestServer, assert_error, assert_invalid};
+use common::tickets::{TICKETS, list, push, seed_ticket, setup};
+use common::{Backend, assert_error, assert_invalid};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-const TICKETS: &str = "/api/v1/actions/tickets";
 
 backend_tests!(
     seed_example_is_stored_and_listed_in_local_time,
@@ -21,45 +20,8 @@ backend_tests!(
     rendering_follows_both_daylight_saving_changes,
     paging_is_stable_while_tickets_arrive,
     list_filters_and_page_parameters,
-    concurrent_update_and_cancel_leave_one_consistent_ticket,
-    a_burst_of_tickets_is_stored_each_as_sent,
     only_providers_may_use_the_ticket_api,
 );
-
-fn seed_ticket(ticket_id: &str) -> Value {
-    json!({
-        "eventType": "CreateOrUpdate",
-        "ticketId": ticket_id,
-        "parkingLotId": 12,
-        "startDate": "2023-10-01T12:00:00Z",
-        "endDate": "2023-10-01T12:00:00Z",
-        "licenseNumber": "ABC123",
-        "ticketCost": {"amountInclVat": 12000, "vatRate": 25, "currencyCode": "SEK"}
-    })
-}
-
-async fn setup(backend: Backend) -> (TestServer, String) {
-    let server = TestServer::start(backend).await;
-    server.lot(12, 123, "Europe/Stockholm").await;
-    let (_, token) = server.provider("easypark", None).await;
-    (server, token)
-}
-
-async fn list(server: &TestServer, token: &str, query: &str) -> Value {
-    let (status, body) = server.get(&format!("{TICKETS}{query}"), token).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["status"], "ok");
-    body
-}
-
-async fn push(server: &TestServer, token: &str, body: &Value) {
-    let (status, answer) = server.post(TICKETS, token, body).await;
-    assert_eq!(
-        (status, answer.clone()),
-        (StatusCode::OK, json!([])),
-        "{body}"
-    );
-}
 
 async fn seed_example_is_stored_and_listed_in_local_time(backend: Backend) {
     let (server, token) = setup(backend).await;
@@ -530,75 +492,6 @@ async fn list_filters_and_page_parameters(backend: Backend) {
     }
 }
 
-async fn concurrent_update_and_cancel_leave_one_consistent_ticket(backend: Backend) {
-    let (server, token) = setup(backend).await;
-    for round in 0..5 {
-        let id = format!("race-{round}");
-        push(&server, &token, &seed_ticket(&id)).await;
-        let mut tasks = Vec::new();
-        for i in 0..20 {
-            let client = reqwest::Client::new();
-            let url = server.url(TICKETS);
-            let token = token.clone();
-            let body = if i == 10 {
-                json!({"eventType": "TicketCanceled", "ticketId": id})
-            } else {
-                let mut b = seed_ticket(&id);
-                b["licenseNumber"] = json!(format!("CAR{i:03}"));
-                b
-            };
-            tasks.push(tokio::spawn(async move {
-                client
-                    .post(url)
-                    .bearer_auth(token)
-                    .json(&body)
-                    .send()
-                    .await
-                    .expect("post")
-                    .status()
-            }));
-        }
-        let mut statuses = Vec::new();
-        for task in tasks {
-            statuses.push(task.await.expect("task"));
-        }
-        assert!(
-            statuses
-                .iter()
-                .all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT),
-            "{statuses:?}"
-        );
-        let page = list(&server, &token, "?perPage=500").await;
-        let tickets: Vec<&Value> = page["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|t| t["ticketId"] == id.as_str())
-            .collect();
-        assert_eq!(tickets.len(), 1, "one ticket per id");
-        assert_eq!(
-            tickets[0]["status"], "canceled",
-            "the cancel always wins in the end"
-        );
-        assert!(
-            tickets[0]["licenseNumber"]
-                .as_str()
-                .unwrap()
-                .starts_with("ABC")
-                || tickets[0]["licenseNumber"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("CAR")
-        );
-        // the ones that came after the cancel were refused, never applied
-        let refused = statuses
-            .iter()
-            .filter(|s| **s == StatusCode::CONFLICT)
-            .count();
-        assert!(refused <= 19);
-    }
-}
-
 async fn only_providers_may_use_the_ticket_api(backend: Backend) {
     let (server, _) = setup(backend).await;
     let enforcement = server
@@ -609,83 +502,5 @@ async fn only_providers_may_use_the_ticket_api(backend: Backend) {
         assert_error(status, &body, StatusCode::FORBIDDEN);
         let (status, body) = server.get(TICKETS, token).await;
         assert_error(status, &body, StatusCode::FORBIDDEN);
-    }
-}
-
-/// Many writes at once share transactions (and, on SQLite, statements): each must still be
-/// stored with its own fields, for its own provider, and a canceled ticket must still refuse.
-async fn a_burst_of_tickets_is_stored_each_as_sent(backend: Backend) {
-    let (server, first) = setup(backend).await;
-    let (_, second) = server.provider("parkster", None).await;
-    for id in ["b-canceled-0", "b-canceled-1"] {
-        push(&server, &first, &seed_ticket(id)).await;
-        push(
-            &server,
-            &first,
-            &json!({"eventType": "TicketCanceled", "ticketId": id}),
-        )
-        .await;
-    }
-    // all at once: the requests run concurrently on the test server's client
-    let requests = (0..160_i64).map(|i| {
-        let token = if i % 2 == 0 { &first } else { &second };
-        // both providers use the same ticket ids: they are different tickets
-        let id = if i % 40 == 0 {
-            format!("b-canceled-{}", i / 40 % 2)
-        } else {
-            format!("b-{:03}", i / 2)
-        };
-        let mut body = seed_ticket(&id);
-        body["licenseNumber"] = json!(format!("BRS{i:03}"));
-        body["ticketCost"]["amountInclVat"] = json!(1000 + i);
-        let server = &server;
-        async move {
-            let (status, _) = server.post(TICKETS, token, &body).await;
-            (i, id, status)
-        }
-    });
-    let answers = futures_util::future::join_all(requests).await;
-    let mut sent = std::collections::HashMap::new();
-    for (i, id, status) in answers {
-        let canceled = id.starts_with("b-canceled") && i % 2 == 0;
-        let expected = if canceled {
-            StatusCode::CONFLICT
-        } else {
-            StatusCode::OK
-        };
-        assert_eq!(status, expected, "ticket {id} (request {i})");
-        if !canceled {
-            sent.insert((i % 2, id), i);
-        }
-    }
-    for (provider, token) in [(0, &first), (1, &second)] {
-        let page = list(&server, token, "?perPage=500").await;
-        let tickets = page["data"].as_array().expect("data");
-        let active: Vec<&Value> = tickets.iter().filter(|t| t["status"] == "active").collect();
-        let expected = sent.keys().filter(|(p, _)| *p == provider).count();
-        assert_eq!(active.len(), expected, "provider {provider}: {page}");
-        for ticket in active {
-            let id = ticket["ticketId"].as_str().expect("ticketId").to_owned();
-            let i = sent[&(provider, id.clone())];
-            assert_eq!(ticket["licenseNumber"], format!("BRS{i:03}"), "{ticket}");
-            assert_eq!(ticket["ticketCost"]["amountInclVat"], 1000 + i, "{ticket}");
-        }
-        let canceled = tickets.iter().filter(|t| t["status"] == "canceled").count();
-        assert_eq!(
-            canceled,
-            if provider == 0 { 2 } else { 0 },
-            "provider {provider}"
-        );
-    }
-    for ticket in list(&server, &first, "?perPage=500").await["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .filter(|t| t["status"] == "canceled")
-    {
-        assert_eq!(
-            ticket["licenseNumber"], "ABC123",
-            "a canceled ticket keeps its fields"
-        );
     }
 }
