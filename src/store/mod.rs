@@ -5,14 +5,17 @@
 //!
 //! Instants are stored as BIGINT unix microseconds (UTC) in both backends.
 
+pub mod batch;
 pub mod cache;
 mod errors;
 pub mod group;
 pub mod inline;
 pub mod lender;
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -52,6 +55,8 @@ pub struct Store {
     /// PostgreSQL: a few connections of their own for the event feeds, so a subscriber never
     /// waits for a connection behind a burst of writes.
     feed: Option<PgPool>,
+    /// PostgreSQL: one [`batch::Batcher`] per kind of job, started when first used.
+    batchers: Arc<Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>>,
 }
 
 /// In-memory copies of what almost every request reads (see [`cache`]); each capability's
@@ -128,6 +133,7 @@ impl Store {
             backend: Arc::new(backend),
             caches: Arc::new(Caches::new()),
             feed,
+            batchers: Arc::default(),
         })
     }
 
@@ -155,6 +161,24 @@ impl Store {
     /// The connections for event feeds on PostgreSQL.
     pub fn feed_pool(&self) -> Option<&PgPool> {
         self.feed.as_ref()
+    }
+
+    /// PostgreSQL: the batcher that gathers concurrent jobs of kind `J` (None on SQLite, whose
+    /// writes all go through [`SqliteDb::group`]).
+    pub fn batcher<J: batch::Batched>(&self) -> Option<Arc<batch::Batcher<J>>> {
+        let Backend::Postgres(pool) = self.backend() else {
+            return None;
+        };
+        let mut batchers = self
+            .batchers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        batchers
+            .entry(TypeId::of::<J>())
+            .or_insert_with(|| Arc::new(batch::Batcher::<J>::spawn(pool.clone(), batch::LANES)))
+            .clone()
+            .downcast::<batch::Batcher<J>>()
+            .ok()
     }
 
     pub fn caches(&self) -> &Caches {

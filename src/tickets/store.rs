@@ -6,6 +6,7 @@ use super::event::ValidTicket;
 use crate::domain::TimeZoneName;
 use crate::domain::time::{from_micros, to_micros};
 use crate::http::AppError;
+use crate::store::batch::Batched;
 use crate::store::group::{Job, JobFuture};
 use crate::store::{Backend, Store};
 use crate::{read, write_tx};
@@ -112,27 +113,90 @@ impl Job for UpsertJob {
         conn: &'c mut sqlx::SqliteConnection,
     ) -> JobFuture<'c, Vec<Option<i64>>> {
         Box::pin(async move {
-            let mut stored = std::collections::HashMap::new();
-            let mut rest = jobs;
-            while !rest.is_empty() {
-                let (chunk, later) = rest.split_at(rest.len().min(UPSERT_MAX_ROWS));
-                let rows: Vec<StoredRow> = upsert_query::<sqlx::Sqlite>(chunk)
+            let mut rows: Vec<StoredRow> = Vec::with_capacity(jobs.len());
+            for chunk in jobs.chunks(UPSERT_MAX_ROWS) {
+                let stored: Vec<StoredRow> = upsert_query::<sqlx::Sqlite>(chunk)
                     .build_query_as()
                     .fetch_all(&mut *conn)
                     .await?;
-                for (id, provider_id, ticket_id) in rows {
-                    stored.insert((provider_id, ticket_id), id);
-                }
-                rest = later;
+                rows.extend(stored);
             }
-            Ok(jobs
-                .iter()
-                .map(|job| {
-                    stored
-                        .get(&(job.provider_id, job.ticket_id.clone()))
-                        .copied()
-                })
-                .collect())
+            Ok(answers(jobs, rows))
+        })
+    }
+}
+
+/// `jobs` as statements PostgreSQL can run: at most [`UPSERT_MAX_ROWS`] rows each, and no
+/// ticket twice in one (an upsert cannot change a row twice), so a ticket sent twice ends as
+/// the later one. Rows are sorted by key, so concurrent statements lock rows in one order.
+fn statements<'a>(jobs: &[&'a UpsertJob]) -> Vec<Vec<&'a UpsertJob>> {
+    let mut statements: Vec<Vec<&UpsertJob>> = Vec::new();
+    let mut current: Vec<&UpsertJob> = Vec::new();
+    let mut keys = std::collections::HashSet::new();
+    for &job in jobs {
+        let key = (job.provider_id, job.ticket_id.as_str());
+        if current.len() == UPSERT_MAX_ROWS || keys.contains(&key) {
+            statements.push(std::mem::take(&mut current));
+            keys.clear();
+        }
+        keys.insert(key);
+        current.push(job);
+    }
+    if !current.is_empty() {
+        statements.push(current);
+    }
+    for statement in &mut statements {
+        statement.sort_by(|a, b| (a.provider_id, &a.ticket_id).cmp(&(b.provider_id, &b.ticket_id)));
+    }
+    statements
+}
+
+/// Which of `jobs` were stored, and as which row.
+fn answers(jobs: &[&UpsertJob], rows: Vec<StoredRow>) -> Vec<Option<i64>> {
+    let stored: std::collections::HashMap<(i64, String), i64> = rows
+        .into_iter()
+        .map(|(id, provider_id, ticket_id)| ((provider_id, ticket_id), id))
+        .collect();
+    jobs.iter()
+        .map(|job| {
+            stored
+                .get(&(job.provider_id, job.ticket_id.clone()))
+                .copied()
+        })
+        .collect()
+}
+
+impl Batched for UpsertJob {
+    type Output = Option<i64>;
+
+    /// One statement, committed on its own, in the usual case; several in one transaction
+    /// when the batch is large or sends a ticket twice.
+    fn run_together<'a>(
+        pool: &'a sqlx::PgPool,
+        jobs: &'a [&'a Self],
+    ) -> JobFuture<'a, Vec<Option<i64>>> {
+        Box::pin(async move {
+            let mut rows: Vec<StoredRow> = Vec::with_capacity(jobs.len());
+            match statements(jobs).as_slice() {
+                [one] => {
+                    rows = upsert_query::<sqlx::Postgres>(one)
+                        .build_query_as()
+                        .fetch_all(pool)
+                        .await?;
+                }
+                many => {
+                    let mut tx = pool.begin().await?;
+                    for statement in many {
+                        let stored: Vec<StoredRow> = upsert_query::<sqlx::Postgres>(statement)
+                            .build_query_as()
+                            .fetch_all(&mut *tx)
+                            .await?;
+                        rows.extend(stored);
+                    }
+                    tx.commit().await?;
+                }
+            }
+            Ok(answers(jobs, rows))
         })
     }
 }
@@ -160,14 +224,11 @@ pub async fn upsert(
     };
     let stored = match store.backend() {
         Backend::Sqlite(sqlite) => sqlite.group.submit(job).await?,
-        // One statement is its own transaction: committed (durably) when it answers.
-        Backend::Postgres(pool) => {
-            let stored: Option<StoredRow> = upsert_query::<sqlx::Postgres>(&[&job])
-                .build_query_as()
-                .fetch_optional(pool)
-                .await?;
-            stored.map(|(id, _, _)| id)
-        }
+        // Gathered with the other upserts waiting now: one statement, one commit.
+        Backend::Postgres(_) => match store.batcher::<UpsertJob>() {
+            Some(batcher) => batcher.submit(job).await?,
+            None => return Err(AppError::internal(anyhow::anyhow!("no ticket batcher"))),
+        },
     };
     Ok(match stored {
         Some(_) => Upserted::Stored,
@@ -325,4 +386,77 @@ pub async fn list(
         .map(TicketRow::into_ticket)
         .collect::<Result<_, _>>()?;
     Ok((tickets, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(provider_id: i64, ticket_id: &str) -> UpsertJob {
+        UpsertJob {
+            provider_id,
+            ticket_id: ticket_id.to_owned(),
+            parking_lot_id: 1,
+            license_raw: "ABC123".into(),
+            license_norm: "ABC123".into(),
+            start: 0,
+            end: None,
+            amount: None,
+            vat_rate: None,
+            currency: None,
+            now: 0,
+        }
+    }
+
+    fn keys(statements: &[Vec<&UpsertJob>]) -> Vec<Vec<(i64, String)>> {
+        statements
+            .iter()
+            .map(|s| {
+                s.iter()
+                    .map(|j| (j.provider_id, j.ticket_id.clone()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_ticket_sent_twice_goes_into_a_later_statement() {
+        let jobs = [job(2, "b"), job(1, "a"), job(2, "b"), job(1, "c")];
+        let refs: Vec<&UpsertJob> = jobs.iter().collect();
+        let split = statements(&refs);
+        assert_eq!(
+            keys(&split),
+            vec![
+                vec![(1, "a".to_owned()), (2, "b".to_owned())],
+                vec![(1, "c".to_owned()), (2, "b".to_owned())],
+            ]
+        );
+        // the later copy of "b" is the one in the later statement
+        assert!(std::ptr::eq(split[1][1], &jobs[2]));
+    }
+
+    #[test]
+    fn one_provider_id_is_not_another_providers() {
+        let jobs = [job(1, "a"), job(2, "a")];
+        let refs: Vec<&UpsertJob> = jobs.iter().collect();
+        assert_eq!(statements(&refs).len(), 1);
+    }
+
+    #[test]
+    fn statements_hold_at_most_the_largest_prepared_size() {
+        let jobs: Vec<UpsertJob> = (0..UPSERT_MAX_ROWS * 2 + 1)
+            .map(|i| job(1, &format!("t{i:04}")))
+            .collect();
+        let refs: Vec<&UpsertJob> = jobs.iter().collect();
+        let sizes: Vec<usize> = statements(&refs).iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![UPSERT_MAX_ROWS, UPSERT_MAX_ROWS, 1]);
+    }
+
+    #[test]
+    fn answers_follow_the_jobs_not_the_rows() {
+        let jobs = [job(1, "a"), job(1, "gone"), job(2, "a")];
+        let refs: Vec<&UpsertJob> = jobs.iter().collect();
+        let rows = vec![(20, 2, "a".to_owned()), (10, 1, "a".to_owned())];
+        assert_eq!(answers(&refs, rows), vec![Some(10), None, Some(20)]);
+    }
 }

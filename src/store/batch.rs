@@ -1,0 +1,115 @@
+//! Group commit for PostgreSQL: concurrent writes of one kind gathered into one statement.
+//!
+//! PostgreSQL commits concurrent transactions on its many connections by itself, but every
+//! request that writes one row on its own still costs a round trip, a statement and a commit
+//! record. A [`Batcher`] gathers the writes that wait while the previous batch runs and hands
+//! them to their kind's [`Batched::run_together`] (a multi-row statement, committed on its
+//! own), and answers each caller only once that has committed. If the batch fails, each job
+//! runs again alone, so one job's failure is that job's alone. Instances stay stateless: a
+//! batch is gathered from one instance's requests only.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::group::JobFuture;
+use crate::http::AppError;
+
+/// The most jobs handed over in one batch.
+const MAX_BATCH: usize = 256;
+
+/// Batches of one kind that may run at once, each on a connection of its own: one commits
+/// while the next gathers and runs.
+pub const LANES: usize = 4;
+
+/// A write that can run together with others of its kind.
+pub trait Batched: Send + Sync + Sized + 'static {
+    type Output: Send + 'static;
+
+    /// Runs `jobs` and answers each, in order. It commits what it wrote before it returns.
+    fn run_together<'a>(pool: &'a PgPool, jobs: &'a [&'a Self])
+    -> JobFuture<'a, Vec<Self::Output>>;
+}
+
+type Pending<J> = (J, oneshot::Sender<Result<<J as Batched>::Output, AppError>>);
+
+/// A handle to the lanes of one kind of job; they end when it is dropped.
+pub struct Batcher<J: Batched> {
+    jobs: mpsc::Sender<Pending<J>>,
+}
+
+impl<J: Batched> Batcher<J> {
+    pub fn spawn(pool: PgPool, lanes: usize) -> Self {
+        let (jobs, receiver) = mpsc::channel(4 * MAX_BATCH);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..lanes.max(1) {
+            tokio::spawn(lane(pool.clone(), receiver.clone()));
+        }
+        Self { jobs }
+    }
+
+    /// Runs `job` in the next batch and answers once that batch has committed.
+    pub async fn submit(&self, job: J) -> Result<J::Output, AppError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send((job, reply))
+            .await
+            .map_err(|_| AppError::Unavailable(anyhow::anyhow!("the writer has stopped")))?;
+        answer
+            .await
+            .map_err(|_| AppError::Unavailable(anyhow::anyhow!("the writer stopped mid-batch")))?
+    }
+}
+
+async fn lane<J: Batched>(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Pending<J>>>>) {
+    let mut batch: Vec<Pending<J>> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        {
+            // One lane gathers at a time: what waits now is this batch.
+            let mut receiver = receiver.lock().await;
+            match receiver.recv().await {
+                Some(first) => batch.push(first),
+                None => return,
+            }
+            while batch.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+        }
+        let (jobs, replies): (Vec<J>, Vec<_>) = batch.drain(..).unzip();
+        for (reply, result) in replies.into_iter().zip(run(&pool, &jobs).await) {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// All of `jobs` together; if that fails, each alone.
+async fn run<J: Batched>(pool: &PgPool, jobs: &[J]) -> Vec<Result<J::Output, AppError>> {
+    let all: Vec<&J> = jobs.iter().collect();
+    let together = J::run_together(pool, &all).await;
+    match together {
+        Ok(outputs) if outputs.len() == jobs.len() => outputs.into_iter().map(Ok).collect(),
+        Ok(outputs) => {
+            let message = format!("{} jobs answered {} times", jobs.len(), outputs.len());
+            jobs.iter()
+                .map(|_| Err(AppError::internal(anyhow::anyhow!("{message}"))))
+                .collect()
+        }
+        Err(err) if jobs.len() == 1 => vec![Err(err)],
+        Err(_) => {
+            let mut results = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                let alone = J::run_together(pool, &[job]).await;
+                results.push(alone.and_then(|mut outputs| {
+                    outputs.pop().ok_or_else(|| {
+                        AppError::internal(anyhow::anyhow!("a job answered nothing"))
+                    })
+                }));
+            }
+            results
+        }
+    }
+}
