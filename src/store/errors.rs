@@ -2,6 +2,8 @@
 
 use sqlx::error::DatabaseError;
 
+use crate::http::AppError;
+
 /// Unique constraints a client can run into, with what to tell it. The first column is the
 /// PostgreSQL constraint name, the second what SQLite's message names.
 const UNIQUE_MESSAGES: &[(&str, &str, &str)] = &[
@@ -23,8 +25,10 @@ const UNIQUE_MESSAGES: &[(&str, &str, &str)] = &[
 ];
 
 pub fn describe_unique_violation(err: &dyn DatabaseError) -> String {
-    let constraint = err.constraint().unwrap_or("");
-    let message = err.message();
+    describe_unique(err.constraint().unwrap_or(""), err.message())
+}
+
+fn describe_unique(constraint: &str, message: &str) -> String {
     UNIQUE_MESSAGES
         .iter()
         .find(|(pg, sqlite, _)| constraint == *pg || message.contains(sqlite))
@@ -56,6 +60,48 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
         }
         _ => false,
     }
+}
+
+/// An error of an SQLite statement run through rusqlite (the writer of group commit, the
+/// inline readers), read as [`From<sqlx::Error>`](crate::http::AppError) reads sqlx's: what a
+/// client caused is 409, what means "cannot serve now" 503, the rest 500.
+pub fn from_rusqlite(err: rusqlite::Error) -> AppError {
+    use rusqlite::ffi;
+    let Some(code) = err.sqlite_error_code() else {
+        return AppError::internal(err);
+    };
+    let extended = match &err {
+        rusqlite::Error::SqliteFailure(failure, _) => failure.extended_code,
+        _ => 0,
+    };
+    match code {
+        rusqlite::ErrorCode::ConstraintViolation
+            if extended == ffi::SQLITE_CONSTRAINT_UNIQUE
+                || extended == ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            let message = err.to_string();
+            AppError::conflict("duplicate", describe_unique("", &message))
+        }
+        rusqlite::ErrorCode::ConstraintViolation
+            if extended == ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+        {
+            AppError::conflict(
+                "referenced_object_missing",
+                "an object this request refers to does not exist (any more)",
+            )
+        }
+        _ if is_rusqlite_unavailable(&err) => AppError::Unavailable(err.into()),
+        _ => AppError::internal(err),
+    }
+}
+
+/// Busy, locked, read-only, I/O error, full, cannot open: the database cannot serve now.
+pub fn is_rusqlite_unavailable(err: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        err.sqlite_error_code(),
+        Some(DatabaseBusy | DatabaseLocked | ReadOnly | SystemIoFailure | DiskFull | CannotOpen)
+    )
 }
 
 /// True when the database refused text a client sent: PostgreSQL stores no NUL character

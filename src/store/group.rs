@@ -2,44 +2,48 @@
 //! and each caller is answered only after its batch has committed. A job that fails rolls back
 //! only itself (see [`run_batch`]).
 //!
-//! PostgreSQL needs none of this: its many connections commit concurrently and it flushes the
-//! log of concurrent commits together by itself.
+//! A batch runs as one call on a blocking thread, on a connection of its own (rusqlite, over
+//! the same SQLite library as sqlx): through sqlx every statement, BEGIN and COMMIT would be a
+//! hand-over to the connection's worker thread and back, and those hand-overs, not SQLite,
+//! were the writer's time (BENCHMARKS.md). While a batch runs, the committer holds the sqlx
+//! writer connection, so SQLite still has one writer at a time and writes never race for the
+//! lock.
+//!
+//! PostgreSQL gathers its own way (see [`super::batch`]).
 
 use std::any::Any;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
+use std::time::Duration;
 
-use sqlx::SqliteConnection;
+use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::errors::from_rusqlite;
 use super::lender::Lender;
 use crate::http::AppError;
 
 /// The most jobs in one transaction.
 const MAX_BATCH: usize = 512;
 
+/// Statements the writer keeps prepared: one multi-row ticket upsert per row count (up to
+/// [`crate::tickets::store::UPSERT_MAX_ROWS`]) and a few more, so no batch pays for parsing.
+const STATEMENTS: usize = 128;
+
 pub type JobFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, AppError>> + Send + 'c>>;
 
-/// A write to run inside a batch.
+/// A write to run inside a batch, on the writer's thread: plain synchronous SQLite calls.
 pub trait Job: Send + Sync + Sized + 'static {
     type Output: Send + 'static;
-    fn run<'c>(&'c self, conn: &'c mut SqliteConnection) -> JobFuture<'c, Self::Output>;
+    fn run(&self, conn: &Connection) -> Result<Self::Output, AppError>;
 
     /// Runs jobs of this kind that follow one another in a batch, in order, with one output
-    /// each. A kind that can write many rows in one statement does so here (one hand-over to
-    /// the database thread instead of one per job); by default they run one by one. An error
-    /// fails the batch, whose jobs then run again one transaction each.
-    fn run_many<'c>(
-        jobs: &'c [&'c Self],
-        conn: &'c mut SqliteConnection,
-    ) -> JobFuture<'c, Vec<Self::Output>> {
-        Box::pin(async move {
-            let mut outputs = Vec::with_capacity(jobs.len());
-            for job in jobs {
-                outputs.push(job.run(&mut *conn).await?);
-            }
-            Ok(outputs)
-        })
+    /// each. A kind that can write many rows in one statement does so here; by default they
+    /// run one by one. An error fails the batch, whose jobs then run again one transaction
+    /// each.
+    fn run_many(jobs: &[&Self], conn: &Connection) -> Result<Vec<Self::Output>, AppError> {
+        jobs.iter().map(|job| job.run(conn)).collect()
     }
 }
 
@@ -49,17 +53,14 @@ type Answer = Result<Box<dyn Any + Send>, AppError>;
 trait ErasedJob: Send + Sync {
     fn as_any(&self) -> &dyn Any;
 
-    fn run_erased<'c>(
-        &'c self,
-        conn: &'c mut SqliteConnection,
-    ) -> JobFuture<'c, Box<dyn Any + Send>>;
+    fn run_erased(&self, conn: &Connection) -> Answer;
 
     /// Runs `jobs`, every one of this job's own kind, through [`Job::run_many`].
-    fn run_many_erased<'c>(
-        &'c self,
-        jobs: &'c [Box<dyn ErasedJob>],
-        conn: &'c mut SqliteConnection,
-    ) -> JobFuture<'c, Vec<Box<dyn Any + Send>>>;
+    fn run_many_erased(
+        &self,
+        jobs: &[Box<dyn ErasedJob>],
+        conn: &Connection,
+    ) -> Result<Vec<Box<dyn Any + Send>>, AppError>;
 }
 
 impl<J: Job> ErasedJob for J {
@@ -67,43 +68,33 @@ impl<J: Job> ErasedJob for J {
         self
     }
 
-    fn run_erased<'c>(
-        &'c self,
-        conn: &'c mut SqliteConnection,
-    ) -> JobFuture<'c, Box<dyn Any + Send>> {
-        Box::pin(async move {
-            self.run(conn)
-                .await
-                .map(|out| Box::new(out) as Box<dyn Any + Send>)
-        })
+    fn run_erased(&self, conn: &Connection) -> Answer {
+        self.run(conn)
+            .map(|out| Box::new(out) as Box<dyn Any + Send>)
     }
 
-    fn run_many_erased<'c>(
-        &'c self,
-        jobs: &'c [Box<dyn ErasedJob>],
-        conn: &'c mut SqliteConnection,
-    ) -> JobFuture<'c, Vec<Box<dyn Any + Send>>> {
-        Box::pin(async move {
-            let typed = jobs
-                .iter()
-                .map(|job| job.as_any().downcast_ref::<J>())
-                .collect::<Option<Vec<&J>>>()
-                .ok_or_else(|| {
-                    AppError::internal(anyhow::anyhow!("jobs of mixed kinds in one run"))
-                })?;
-            let outputs = J::run_many(&typed, conn).await?;
-            if outputs.len() != jobs.len() {
-                return Err(AppError::internal(anyhow::anyhow!(
-                    "{} jobs answered {} times",
-                    jobs.len(),
-                    outputs.len()
-                )));
-            }
-            Ok(outputs
-                .into_iter()
-                .map(|out| Box::new(out) as Box<dyn Any + Send>)
-                .collect())
-        })
+    fn run_many_erased(
+        &self,
+        jobs: &[Box<dyn ErasedJob>],
+        conn: &Connection,
+    ) -> Result<Vec<Box<dyn Any + Send>>, AppError> {
+        let typed = jobs
+            .iter()
+            .map(|job| job.as_any().downcast_ref::<J>())
+            .collect::<Option<Vec<&J>>>()
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("jobs of mixed kinds in one run")))?;
+        let outputs = J::run_many(&typed, conn)?;
+        if outputs.len() != jobs.len() {
+            return Err(AppError::internal(anyhow::anyhow!(
+                "{} jobs answered {} times",
+                jobs.len(),
+                outputs.len()
+            )));
+        }
+        Ok(outputs
+            .into_iter()
+            .map(|out| Box::new(out) as Box<dyn Any + Send>)
+            .collect())
     }
 }
 
@@ -115,11 +106,35 @@ pub struct GroupCommit {
     jobs: mpsc::Sender<Pending>,
 }
 
+/// Where the committer's own connection comes from.
+pub struct WriterFile {
+    pub path: PathBuf,
+    pub busy_timeout: Duration,
+}
+
+impl WriterFile {
+    fn connect(&self) -> Result<Connection, AppError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(from_rusqlite)?;
+        conn.busy_timeout(self.busy_timeout)
+            .map_err(from_rusqlite)?;
+        // The file is in WAL mode already (the sqlx writer set it); these are per connection.
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(from_rusqlite)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENTS);
+        Ok(conn)
+    }
+}
+
 impl GroupCommit {
-    /// Starts the committer on the writer connection; it ends when every handle is dropped.
-    pub fn spawn(writer: Lender) -> Self {
+    /// Starts the committer; it writes on a connection of its own to `file` while it holds
+    /// `writer`, and ends when every handle is dropped.
+    pub fn spawn(writer: Lender, file: WriterFile) -> Self {
         let (jobs, receiver) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(committer(writer, receiver));
+        tokio::spawn(committer(writer, file, receiver));
         Self { jobs }
     }
 
@@ -141,7 +156,9 @@ impl GroupCommit {
     }
 }
 
-async fn committer(writer: Lender, mut receiver: mpsc::Receiver<Pending>) {
+async fn committer(writer: Lender, file: WriterFile, mut receiver: mpsc::Receiver<Pending>) {
+    let file = std::sync::Arc::new(file);
+    let mut conn: Option<Connection> = None;
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = receiver.recv().await {
         batch.push(first);
@@ -152,7 +169,29 @@ async fn committer(writer: Lender, mut receiver: mpsc::Receiver<Pending>) {
             }
         }
         let (jobs, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-        match run_batch(&writer, &jobs).await {
+        let outcome = match writer.acquire().await {
+            // Holding the sqlx writer keeps every other write out while the batch runs.
+            Ok(_turn) => {
+                let file = file.clone();
+                let held = conn.take();
+                let ran = tokio::task::spawn_blocking(move || {
+                    let (outcome, kept) = run_batch_on(held, &file, &jobs);
+                    (outcome, kept)
+                })
+                .await;
+                match ran {
+                    Ok((outcome, kept)) => {
+                        conn = kept;
+                        outcome
+                    }
+                    Err(err) => Err(AppError::internal(anyhow::anyhow!(
+                        "the write batch did not finish: {err}"
+                    ))),
+                }
+            }
+            Err(err) => Err(err.into()),
+        };
+        match outcome {
             Ok(results) => {
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
@@ -166,7 +205,7 @@ async fn committer(writer: Lender, mut receiver: mpsc::Receiver<Pending>) {
                     }
                     other => other.to_string(),
                 };
-                tracing::warn!(error = %cause, jobs = jobs.len(), "a write batch failed to commit");
+                tracing::warn!(error = %cause, jobs = replies.len(), "a write batch failed to commit");
                 for reply in replies {
                     let _ = reply.send(Err(AppError::Unavailable(anyhow::anyhow!("{message}"))));
                 }
@@ -175,71 +214,87 @@ async fn committer(writer: Lender, mut receiver: mpsc::Receiver<Pending>) {
     }
 }
 
-/// One transaction for the whole batch. If any job fails, the batch is rolled back and every
-/// job runs again in a transaction of its own, so one job's failure is that job's alone.
-/// (Savepoints would avoid the second pass, but SQLite keeps a savepoint after ROLLBACK TO,
-/// and sqlx's nested transactions reuse one name: a later rollback could undo jobs already
-/// answered. Failures are rare here, so the simple way costs nothing in practice.)
-///
-/// A batch that fails to commit (a full disk, say) closes its connection: SQLite may have
-/// rolled the transaction back by itself, and a connection whose sqlx bookkeeping still counts
-/// that transaction refuses every later BEGIN. A fresh one is opened for the next batch.
-fn run_batch<'a>(writer: &'a Lender, jobs: &'a [Box<dyn ErasedJob>]) -> JobFuture<'a, Vec<Answer>> {
-    Box::pin(async move {
-        let mut conn = writer.acquire().await?;
-        let outcome = run_batch_on(&mut conn, jobs).await;
-        if outcome.is_err() {
-            conn.close_on_drop();
-        }
-        outcome
-    })
+/// Runs the batch on `held` (or a fresh connection) and gives back the connection if it is
+/// still fit to use: one whose batch failed to commit (a full disk, say) is closed, and the
+/// next batch opens a new one.
+fn run_batch_on(
+    held: Option<Connection>,
+    file: &WriterFile,
+    jobs: &[Box<dyn ErasedJob>],
+) -> (Result<Vec<Answer>, AppError>, Option<Connection>) {
+    let conn = match held {
+        Some(conn) => conn,
+        None => match file.connect() {
+            Ok(conn) => conn,
+            Err(err) => return (Err(err), None),
+        },
+    };
+    match run_batch(&conn, jobs) {
+        Ok(results) => (Ok(results), Some(conn)),
+        Err(err) => (Err(err), None),
+    }
 }
 
-fn run_batch_on<'a>(
-    writer: &'a mut SqliteConnection,
-    jobs: &'a [Box<dyn ErasedJob>],
-) -> JobFuture<'a, Vec<Answer>> {
-    use sqlx::Connection;
-    Box::pin(async move {
-        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-        let mut results = Vec::with_capacity(jobs.len());
-        let mut failed = false;
-        let mut rest = jobs;
-        while let Some(first) = rest.first() {
-            // Jobs of one kind in a row run together.
-            let kind = Any::type_id(first.as_any());
-            let same = rest
-                .iter()
-                .take_while(|job| Any::type_id(job.as_any()) == kind)
-                .count();
-            let (run, later) = rest.split_at(same);
-            match first.run_many_erased(run, &mut tx).await {
-                Ok(outputs) => results.extend(outputs.into_iter().map(Ok)),
-                Err(_) => {
-                    failed = true;
-                    break;
-                }
+fn begin(conn: &Connection) -> Result<(), AppError> {
+    conn.prepare_cached("BEGIN IMMEDIATE")
+        .and_then(|mut s| s.execute([]))
+        .map(|_| ())
+        .map_err(from_rusqlite)
+}
+
+fn finish(conn: &Connection, commit: bool) -> Result<(), AppError> {
+    let sql = if commit { "COMMIT" } else { "ROLLBACK" };
+    let done = conn
+        .prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .map(|_| ())
+        .map_err(from_rusqlite);
+    if done.is_err() && !conn.is_autocommit() {
+        // Leave no transaction open behind a failed COMMIT.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    done
+}
+
+/// One transaction for the whole batch. If any job fails, the batch is rolled back and every
+/// job runs again in a transaction of its own, so one job's failure is that job's alone.
+/// (Savepoints would avoid the second pass; failures are rare here, so the simple way costs
+/// nothing in practice.)
+fn run_batch(conn: &Connection, jobs: &[Box<dyn ErasedJob>]) -> Result<Vec<Answer>, AppError> {
+    begin(conn)?;
+    let mut results = Vec::with_capacity(jobs.len());
+    let mut failed = false;
+    let mut rest = jobs;
+    while let Some(first) = rest.first() {
+        // Jobs of one kind in a row run together.
+        let kind = Any::type_id(first.as_any());
+        let same = rest
+            .iter()
+            .take_while(|job| Any::type_id(job.as_any()) == kind)
+            .count();
+        let (run, later) = rest.split_at(same);
+        match first.run_many_erased(run, conn) {
+            Ok(outputs) => results.extend(outputs.into_iter().map(Ok)),
+            Err(_) => {
+                failed = true;
+                break;
             }
-            rest = later;
         }
-        if !failed {
-            tx.commit().await?;
-            return Ok(results);
-        }
-        tx.rollback().await?;
-        let mut results = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-            let result = job.run_erased(&mut tx).await;
-            if result.is_ok() {
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
-            }
-            results.push(result);
-        }
-        Ok(results)
-    })
+        rest = later;
+    }
+    if !failed {
+        finish(conn, true)?;
+        return Ok(results);
+    }
+    finish(conn, false)?;
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        begin(conn)?;
+        let result = job.run_erased(conn);
+        finish(conn, result.is_ok())?;
+        results.push(result);
+    }
+    Ok(results)
 }
 
 #[cfg(test)]
@@ -250,33 +305,35 @@ mod tests {
     struct Insert(i64);
 
     impl Job for Insert {
-        type Output = u64;
+        type Output = usize;
 
-        fn run<'c>(&'c self, conn: &'c mut SqliteConnection) -> JobFuture<'c, u64> {
-            Box::pin(async move {
-                // two statements: a failure in the second must undo the first
-                sqlx::query("INSERT INTO audit (n) VALUES ($1)")
-                    .bind(self.0)
-                    .execute(&mut *conn)
-                    .await?;
-                let id = if self.0 < 40 { self.0 } else { 1000 + self.0 };
-                let done = sqlx::query("INSERT INTO items (id) VALUES ($1)")
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(done.rows_affected())
-            })
+        fn run(&self, conn: &Connection) -> Result<usize, AppError> {
+            // two statements: a failure in the second must undo the first
+            conn.execute("INSERT INTO audit (n) VALUES (?1)", [self.0])
+                .map_err(from_rusqlite)?;
+            let id = if self.0 < 40 { self.0 } else { 1000 + self.0 };
+            conn.execute("INSERT INTO items (id) VALUES (?1)", [id])
+                .map_err(from_rusqlite)
         }
+    }
+
+    async fn count(pool: &Lender, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(pool)
+            .await
+            .unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_job_rolls_back_alone_and_the_rest_commit_together() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("g.db").display());
-        let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
-            .unwrap()
-            .create_if_missing(true);
-        let pool = Lender::open(options, 1, std::time::Duration::from_secs(5))
+        let path = dir.path().join("g.db");
+        let options =
+            sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+                .unwrap()
+                .create_if_missing(true)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let pool = Lender::open(options, 1, Duration::from_secs(5))
             .await
             .unwrap();
         sqlx::query("CREATE TABLE items (id INTEGER PRIMARY KEY)")
@@ -295,12 +352,16 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let preset: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM items")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        assert_eq!(preset, 20, "the colliding rows are there");
-        let group = GroupCommit::spawn(pool.clone());
+        assert_eq!(
+            count(&pool, "items").await,
+            20,
+            "the colliding rows are there"
+        );
+        let file = WriterFile {
+            path,
+            busy_timeout: Duration::from_secs(5),
+        };
+        let group = GroupCommit::spawn(pool.clone(), file);
         let mut tasks = Vec::new();
         for n in 0..60 {
             let group = group.clone();
@@ -321,16 +382,8 @@ mod tests {
             }
         }
         assert_eq!(ok, 40);
-        let items: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM items")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        let audit: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
         assert_eq!(
-            (items, audit),
+            (count(&pool, "items").await, count(&pool, "audit").await),
             (60, 40),
             "the failed jobs left nothing behind"
         );

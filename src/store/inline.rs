@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::errors::{from_rusqlite, is_rusqlite_unavailable};
 use crate::http::AppError;
 
 /// Statements each connection keeps prepared.
@@ -67,7 +68,7 @@ impl InlineReader {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let conn = match idle {
             Some(conn) => conn,
-            None => self.connect().map_err(into_app_error)?,
+            None => self.connect().map_err(from_rusqlite)?,
         };
         match read(&conn) {
             Ok(out) => {
@@ -75,10 +76,10 @@ impl InlineReader {
                 Ok(out)
             }
             Err(err) => {
-                if !is_unavailable(&err) {
+                if !is_rusqlite_unavailable(&err) {
                     self.give_back(conn);
                 }
-                Err(into_app_error(err))
+                Err(from_rusqlite(err))
             }
         }
     }
@@ -88,23 +89,6 @@ impl InlineReader {
         if let Ok(mut idle) = self.idle.lock() {
             idle.clear();
         }
-    }
-}
-
-/// Busy, locked, read-only, I/O error, full, cannot open: the database cannot serve now.
-fn is_unavailable(err: &rusqlite::Error) -> bool {
-    use rusqlite::ErrorCode::*;
-    matches!(
-        err.sqlite_error_code(),
-        Some(DatabaseBusy | DatabaseLocked | ReadOnly | SystemIoFailure | DiskFull | CannotOpen)
-    )
-}
-
-fn into_app_error(err: rusqlite::Error) -> AppError {
-    if is_unavailable(&err) {
-        AppError::Unavailable(err.into())
-    } else {
-        AppError::internal(err)
     }
 }
 

@@ -22,7 +22,10 @@ use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
-pub use errors::{describe_unique_violation, is_unavailable, is_unstorable_text};
+pub use errors::{
+    describe_unique_violation, from_rusqlite, is_rusqlite_unavailable, is_unavailable,
+    is_unstorable_text,
+};
 
 /// Which database engine a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,10 +251,6 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// Statements the writer keeps prepared: every write's, and one multi-row ticket upsert per
-/// row count (up to [`crate::tickets::store::UPSERT_MAX_ROWS`]), so no batch pays for parsing.
-const WRITER_STATEMENTS: usize = 256;
-
 /// How long an SQLite connection waits for a lock before it fails with 503.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -264,7 +263,7 @@ async fn connect_sqlite(url: &str, options: &StoreOptions) -> anyhow::Result<Sql
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
     let writer = lender::Lender::open(
-        connect.clone().statement_cache_capacity(WRITER_STATEMENTS),
+        connect.clone(),
         1,
         options.acquire_timeout.max(Duration::from_secs(30)),
     )
@@ -279,7 +278,13 @@ async fn connect_sqlite(url: &str, options: &StoreOptions) -> anyhow::Result<Sql
     .with_context(|| format!("could not open the SQLite database {url} for reading"))?;
     let inline = inline::InlineReader::open(connect.get_filename().to_owned(), BUSY_TIMEOUT)
         .with_context(|| format!("could not open the SQLite database {url} for reading"))?;
-    let group = group::GroupCommit::spawn(writer.clone());
+    let group = group::GroupCommit::spawn(
+        writer.clone(),
+        group::WriterFile {
+            path: connect.get_filename().to_owned(),
+            busy_timeout: BUSY_TIMEOUT,
+        },
+    );
     Ok(SqliteDb {
         writer,
         reader,

@@ -46,40 +46,30 @@ struct UpsertJob {
 /// the writer's statement cache (see `WRITER_STATEMENTS` in the store).
 pub const UPSERT_MAX_ROWS: usize = 64;
 
+/// The columns bound for each row of [`upsert_sql`], in order.
+const UPSERT_COLUMNS: usize = 12;
+
 /// CreateOrUpdates in one statement: each row is inserted, or replaces every field but
 /// `created_at` of an active ticket; a canceled ticket is left alone. One statement, so
 /// concurrent events on one ticket always leave one consistent row; rows are applied in order,
 /// so (on SQLite, where group commit gathers them) a ticket sent twice in one batch ends as
 /// the later one. Returns (id, provider, ticketId) of every row stored. Written once for both
-/// backends.
-fn upsert_query<'q, DB>(jobs: &'q [&'q UpsertJob]) -> sqlx::QueryBuilder<'q, DB>
-where
-    DB: sqlx::Database,
-    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    let mut insert = sqlx::QueryBuilder::new(
+/// backends: `placeholder(n)` writes the n-th parameter (from 1) as the backend spells it.
+fn upsert_sql(rows: usize, placeholder: fn(usize) -> String) -> String {
+    use std::fmt::Write;
+    let mut sql = String::from(
         "INSERT INTO tickets (provider_id, ticket_id, parking_lot_id, license_raw, license_norm, \
-             start_at, end_at, cost_amount, cost_vat_rate, cost_currency, status, created_at, updated_at) ",
+             start_at, end_at, cost_amount, cost_vat_rate, cost_currency, created_at, updated_at, \
+             status) VALUES ",
     );
-    insert.push_values(jobs, |mut row, job| {
-        row.push_bind(job.provider_id)
-            .push_bind(job.ticket_id.as_str())
-            .push_bind(job.parking_lot_id)
-            .push_bind(job.license_raw.as_str())
-            .push_bind(job.license_norm.as_str())
-            .push_bind(job.start)
-            .push_bind(job.end)
-            .push_bind(job.amount)
-            .push_bind(job.vat_rate)
-            .push_bind(job.currency.as_deref())
-            .push("'active'")
-            .push_bind(job.now)
-            .push_bind(job.now);
-    });
-    insert.push(
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..UPSERT_COLUMNS {
+            let _ = write!(sql, "{}, ", placeholder(row * UPSERT_COLUMNS + column + 1));
+        }
+        sql.push_str("'active')");
+    }
+    sql.push_str(
         " ON CONFLICT (provider_id, ticket_id) DO UPDATE SET \
              parking_lot_id = excluded.parking_lot_id, license_raw = excluded.license_raw, \
              license_norm = excluded.license_norm, start_at = excluded.start_at, \
@@ -89,40 +79,81 @@ where
          WHERE tickets.status = 'active' \
          RETURNING id, provider_id, ticket_id",
     );
-    insert
+    sql
 }
 
-/// A stored row as [`upsert_query`] returns it.
+/// A stored row as [`upsert_sql`] returns it.
 type StoredRow = (i64, i64, String);
+
+/// SQLite: `jobs` in statements of at most [`UPSERT_MAX_ROWS`] rows, each kept prepared.
+fn upsert_sqlite(
+    conn: &rusqlite::Connection,
+    jobs: &[&UpsertJob],
+) -> Result<Vec<StoredRow>, rusqlite::Error> {
+    let mut rows = Vec::with_capacity(jobs.len());
+    for chunk in jobs.chunks(UPSERT_MAX_ROWS) {
+        let mut statement = conn.prepare_cached(&upsert_sql(chunk.len(), |n| format!("?{n}")))?;
+        for (i, job) in chunk.iter().enumerate() {
+            let at = i * UPSERT_COLUMNS;
+            statement.raw_bind_parameter(at + 1, job.provider_id)?;
+            statement.raw_bind_parameter(at + 2, &job.ticket_id)?;
+            statement.raw_bind_parameter(at + 3, job.parking_lot_id)?;
+            statement.raw_bind_parameter(at + 4, &job.license_raw)?;
+            statement.raw_bind_parameter(at + 5, &job.license_norm)?;
+            statement.raw_bind_parameter(at + 6, job.start)?;
+            statement.raw_bind_parameter(at + 7, job.end)?;
+            statement.raw_bind_parameter(at + 8, job.amount)?;
+            statement.raw_bind_parameter(at + 9, job.vat_rate)?;
+            statement.raw_bind_parameter(at + 10, &job.currency)?;
+            statement.raw_bind_parameter(at + 11, job.now)?;
+            statement.raw_bind_parameter(at + 12, job.now)?;
+        }
+        let mut stored = statement.raw_query();
+        while let Some(row) = stored.next()? {
+            rows.push((row.get(0)?, row.get(1)?, row.get(2)?));
+        }
+    }
+    Ok(rows)
+}
+
+/// PostgreSQL: `jobs` as one statement.
+async fn upsert_postgres<'e, E>(
+    executor: E,
+    jobs: &[&UpsertJob],
+) -> Result<Vec<StoredRow>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+{
+    let sql = upsert_sql(jobs.len(), |n| format!("${n}"));
+    let mut query = sqlx::query_as::<_, StoredRow>(&sql);
+    for job in jobs {
+        query = query
+            .bind(job.provider_id)
+            .bind(job.ticket_id.as_str())
+            .bind(job.parking_lot_id)
+            .bind(job.license_raw.as_str())
+            .bind(job.license_norm.as_str())
+            .bind(job.start)
+            .bind(job.end)
+            .bind(job.amount)
+            .bind(job.vat_rate)
+            .bind(job.currency.as_deref())
+            .bind(job.now)
+            .bind(job.now);
+    }
+    query.fetch_all(executor).await
+}
 
 impl Job for UpsertJob {
     type Output = Option<i64>;
 
-    fn run<'c>(&'c self, conn: &'c mut sqlx::SqliteConnection) -> JobFuture<'c, Option<i64>> {
-        Box::pin(async move {
-            let stored: Option<StoredRow> = upsert_query::<sqlx::Sqlite>(&[self])
-                .build_query_as()
-                .fetch_optional(&mut *conn)
-                .await?;
-            Ok(stored.map(|(id, _, _)| id))
-        })
+    fn run(&self, conn: &rusqlite::Connection) -> Result<Option<i64>, AppError> {
+        Ok(Self::run_many(&[self], conn)?.pop().flatten())
     }
 
-    fn run_many<'c>(
-        jobs: &'c [&'c Self],
-        conn: &'c mut sqlx::SqliteConnection,
-    ) -> JobFuture<'c, Vec<Option<i64>>> {
-        Box::pin(async move {
-            let mut rows: Vec<StoredRow> = Vec::with_capacity(jobs.len());
-            for chunk in jobs.chunks(UPSERT_MAX_ROWS) {
-                let stored: Vec<StoredRow> = upsert_query::<sqlx::Sqlite>(chunk)
-                    .build_query_as()
-                    .fetch_all(&mut *conn)
-                    .await?;
-                rows.extend(stored);
-            }
-            Ok(answers(jobs, rows))
-        })
+    fn run_many(jobs: &[&Self], conn: &rusqlite::Connection) -> Result<Vec<Option<i64>>, AppError> {
+        let rows = upsert_sqlite(conn, jobs).map_err(crate::store::from_rusqlite)?;
+        Ok(answers(jobs, rows))
     }
 }
 
@@ -178,20 +209,11 @@ impl Batched for UpsertJob {
         Box::pin(async move {
             let mut rows: Vec<StoredRow> = Vec::with_capacity(jobs.len());
             match statements(jobs).as_slice() {
-                [one] => {
-                    rows = upsert_query::<sqlx::Postgres>(one)
-                        .build_query_as()
-                        .fetch_all(pool)
-                        .await?;
-                }
+                [one] => rows = upsert_postgres(pool, one).await?,
                 many => {
                     let mut tx = pool.begin().await?;
                     for statement in many {
-                        let stored: Vec<StoredRow> = upsert_query::<sqlx::Postgres>(statement)
-                            .build_query_as()
-                            .fetch_all(&mut *tx)
-                            .await?;
-                        rows.extend(stored);
+                        rows.extend(upsert_postgres(&mut *tx, statement).await?);
                     }
                     tx.commit().await?;
                 }
