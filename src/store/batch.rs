@@ -8,13 +8,16 @@
 //! runs again alone, so one job's failure is that job's alone. Instances stay stateless: a
 //! batch is gathered from one instance's requests only.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::group::JobFuture;
 use crate::http::AppError;
+
+pub type JobFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, AppError>> + Send + 'a>>;
 
 /// The most jobs handed over in one batch.
 const MAX_BATCH: usize = 256;

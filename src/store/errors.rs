@@ -48,12 +48,7 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
             if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-                // SQLite: the primary result code is the low byte of the extended one.
-                // BUSY 5, LOCKED 6, READONLY 8, IOERR 10, FULL 13, CANTOPEN 14.
-                return code
-                    .parse::<i64>()
-                    .map(|c| matches!(c & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
-                    .unwrap_or(false);
+                return code.parse::<i32>().is_ok_and(sqlite_code_is_unavailable);
             }
             // PostgreSQL: connection exceptions, insufficient resources, operator intervention.
             code.starts_with("08") || code.starts_with("53") || code.starts_with("57")
@@ -62,46 +57,42 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
     }
 }
 
+/// SQLite's result codes for "cannot serve now" (the primary code is the low byte of the
+/// extended one): BUSY 5, LOCKED 6, READONLY 8, IOERR 10, FULL 13, CANTOPEN 14.
+fn sqlite_code_is_unavailable(code: i32) -> bool {
+    matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14)
+}
+
+/// The extended result code of a failed rusqlite call, if SQLite gave one.
+fn rusqlite_code(err: &rusqlite::Error) -> Option<i32> {
+    match err {
+        rusqlite::Error::SqliteFailure(failure, _) => Some(failure.extended_code),
+        _ => None,
+    }
+}
+
 /// An error of an SQLite statement run through rusqlite (the writer of group commit, the
 /// inline readers), read as [`From<sqlx::Error>`](crate::http::AppError) reads sqlx's: what a
 /// client caused is 409, what means "cannot serve now" 503, the rest 500.
 pub fn from_rusqlite(err: rusqlite::Error) -> AppError {
     use rusqlite::ffi;
-    let Some(code) = err.sqlite_error_code() else {
-        return AppError::internal(err);
-    };
-    let extended = match &err {
-        rusqlite::Error::SqliteFailure(failure, _) => failure.extended_code,
-        _ => 0,
-    };
-    match code {
-        rusqlite::ErrorCode::ConstraintViolation
-            if extended == ffi::SQLITE_CONSTRAINT_UNIQUE
-                || extended == ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
-        {
+    match rusqlite_code(&err) {
+        Some(ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
             let message = err.to_string();
             AppError::conflict("duplicate", describe_unique("", &message))
         }
-        rusqlite::ErrorCode::ConstraintViolation
-            if extended == ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
-        {
-            AppError::conflict(
-                "referenced_object_missing",
-                "an object this request refers to does not exist (any more)",
-            )
-        }
+        Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => AppError::conflict(
+            "referenced_object_missing",
+            "an object this request refers to does not exist (any more)",
+        ),
         _ if is_rusqlite_unavailable(&err) => AppError::Unavailable(err.into()),
         _ => AppError::internal(err),
     }
 }
 
-/// Busy, locked, read-only, I/O error, full, cannot open: the database cannot serve now.
+/// [`is_unavailable`] for rusqlite's errors.
 pub fn is_rusqlite_unavailable(err: &rusqlite::Error) -> bool {
-    use rusqlite::ErrorCode::*;
-    matches!(
-        err.sqlite_error_code(),
-        Some(DatabaseBusy | DatabaseLocked | ReadOnly | SystemIoFailure | DiskFull | CannotOpen)
-    )
+    rusqlite_code(err).is_some_and(sqlite_code_is_unavailable)
 }
 
 /// True when the database refused text a client sent: PostgreSQL stores no NUL character

@@ -12,9 +12,7 @@
 //! PostgreSQL gathers its own way (see [`super::batch`]).
 
 use std::any::Any;
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -30,8 +28,6 @@ const MAX_BATCH: usize = 512;
 /// Statements the writer keeps prepared: one multi-row ticket upsert per row count (up to
 /// [`crate::tickets::store::UPSERT_MAX_ROWS`]) and a few more, so no batch pays for parsing.
 const STATEMENTS: usize = 128;
-
-pub type JobFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, AppError>> + Send + 'c>>;
 
 /// A write to run inside a batch, on the writer's thread: plain synchronous SQLite calls.
 pub trait Job: Send + Sync + Sized + 'static {
@@ -114,18 +110,14 @@ pub struct WriterFile {
 
 impl WriterFile {
     fn connect(&self) -> Result<Connection, AppError> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(from_rusqlite)?;
-        conn.busy_timeout(self.busy_timeout)
-            .map_err(from_rusqlite)?;
         // The file is in WAL mode already (the sqlx writer set it); these are per connection.
-        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-            .map_err(from_rusqlite)?;
-        conn.set_prepared_statement_cache_capacity(STATEMENTS);
-        Ok(conn)
+        super::inline::connect(
+            &self.path,
+            self.busy_timeout,
+            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            STATEMENTS,
+        )
+        .map_err(from_rusqlite)
     }
 }
 
@@ -174,11 +166,8 @@ async fn committer(writer: Lender, file: WriterFile, mut receiver: mpsc::Receive
             Ok(_turn) => {
                 let file = file.clone();
                 let held = conn.take();
-                let ran = tokio::task::spawn_blocking(move || {
-                    let (outcome, kept) = run_batch_on(held, &file, &jobs);
-                    (outcome, kept)
-                })
-                .await;
+                let ran =
+                    tokio::task::spawn_blocking(move || run_batch_on(held, &file, &jobs)).await;
                 match ran {
                     Ok((outcome, kept)) => {
                         conn = kept;

@@ -10,7 +10,7 @@
 //! mode, where a reader never waits for the writer. A read here holds no lock across an
 //! `.await`, so at most one connection per thread that reads is ever open at once.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -21,6 +21,25 @@ use crate::http::AppError;
 
 /// Statements each connection keeps prepared.
 const STATEMENTS: usize = 32;
+
+/// A rusqlite connection to an existing SQLite file as the store uses them (the inline readers,
+/// the group-commit writer): waits up to `busy_timeout` for a lock, runs `setup` (its
+/// per-connection pragmas) and keeps up to `statements` statements prepared.
+pub(super) fn connect(
+    path: &Path,
+    busy_timeout: Duration,
+    setup: &str,
+    statements: usize,
+) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(busy_timeout)?;
+    conn.execute_batch(setup)?;
+    conn.set_prepared_statement_cache_capacity(statements);
+    Ok(conn)
+}
 
 /// Read-only connections to one SQLite file, opened as needed and reused.
 pub struct InlineReader {
@@ -43,14 +62,12 @@ impl InlineReader {
     }
 
     fn connect(&self) -> Result<Connection, rusqlite::Error> {
-        let conn = Connection::open_with_flags(
+        connect(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(self.busy_timeout)?;
-        conn.pragma_update(None, "query_only", true)?;
-        conn.set_prepared_statement_cache_capacity(STATEMENTS);
-        Ok(conn)
+            self.busy_timeout,
+            "PRAGMA query_only = ON;",
+            STATEMENTS,
+        )
     }
 
     fn give_back(&self, conn: Connection) {

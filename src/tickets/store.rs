@@ -6,8 +6,8 @@ use super::event::ValidTicket;
 use crate::domain::TimeZoneName;
 use crate::domain::time::{from_micros, to_micros};
 use crate::http::AppError;
-use crate::store::batch::Batched;
-use crate::store::group::{Job, JobFuture};
+use crate::store::batch::{Batched, JobFuture};
+use crate::store::group::Job;
 use crate::store::{Backend, Store};
 use crate::{read, write_tx};
 
