@@ -5,6 +5,7 @@
 pub mod permits;
 pub mod process;
 pub mod proxy;
+pub mod rights;
 pub mod tickets;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,263 @@
+//! Parking rights for many plates through real HTTP on both backends: batches, the valid
+//! plates of a lot for offline handhelds, the check log and pseudonymisation.
+
+mod common;
+
+use std::time::Duration;
+
+use common::rights::world;
+use common::{Backend, assert_error, assert_invalid};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+backend_tests!(
+    batches_answer_up_to_1000_plates,
+    valid_plates_for_offline_handhelds,
+    every_check_is_logged_and_plates_are_pseudonymised_later,
+);
+
+async fn batches_answer_up_to_1000_plates(backend: Backend) {
+    let w = world(backend, |_| {}).await;
+    w.ticket(
+        "t-1",
+        "ABC123",
+        12,
+        "2025-01-06T10:00:00Z",
+        Some("2025-01-06T12:00:00Z"),
+    )
+    .await;
+    let (status, answer) = w.server
+        .post("/api/v1/parking-rights/check", &w.officer,
+              &json!({"licenseNumbers": ["abc-123", "XYZ999", "ABC123"], "parkingLotId": 12, "at": "2025-01-06T11:00:00Z"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let allowed: Vec<(Value, Value)> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["licenseNumber"].clone(), r["allowed"].clone()))
+        .collect();
+    assert_eq!(
+        allowed,
+        [
+            (json!("ABC123"), json!(true)),
+            (json!("XYZ999"), json!(false)),
+            (json!("ABC123"), json!(true))
+        ]
+    );
+    let thousand: Vec<String> = (0..1000).map(|i| format!("P{i:05}")).collect();
+    let (status, answer) = w
+        .server
+        .post(
+            "/api/v1/parking-rights/check",
+            &w.officer,
+            &json!({"licenseNumbers": thousand, "zoneCode": 123, "at": "2025-01-06T11:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["results"].as_array().unwrap().len(), 1000);
+    let too_many: Vec<String> = (0..1001).map(|i| format!("P{i:05}")).collect();
+    let (status, body) = w
+        .server
+        .post(
+            "/api/v1/parking-rights/check",
+            &w.officer,
+            &json!({"licenseNumbers": too_many, "parkingLotId": 12}),
+        )
+        .await;
+    assert_invalid(status, &body, "licenseNumbers");
+    let (status, body) = w
+        .server
+        .post(
+            "/api/v1/parking-rights/check",
+            &w.officer,
+            &json!({"licenseNumbers": [], "parkingLotId": 12}),
+        )
+        .await;
+    assert_invalid(status, &body, "licenseNumbers");
+    let (status, body) = w
+        .server
+        .post(
+            "/api/v1/parking-rights/check",
+            &w.officer,
+            &json!({"licenseNumbers": ["OK1", ""], "parkingLotId": 12}),
+        )
+        .await;
+    assert_invalid(status, &body, "licenseNumbers[1]");
+}
+
+async fn valid_plates_for_offline_handhelds(backend: Backend) {
+    let w = world(backend, |_| {}).await;
+    w.ticket(
+        "t-1",
+        "ABC123",
+        12,
+        "2025-01-06T10:00:00Z",
+        Some("2025-01-06T12:00:00Z"),
+    )
+    .await;
+    w.ticket(
+        "t-2",
+        "OLD999",
+        12,
+        "2025-01-06T07:00:00Z",
+        Some("2025-01-06T07:45:00Z"),
+    )
+    .await;
+    w.ticket(
+        "t-3",
+        "GRC555",
+        12,
+        "2025-01-06T08:00:00Z",
+        Some("2025-01-06T10:58:00Z"),
+    )
+    .await;
+    w.ticket("t-4", "ZON444", 14, "2025-01-06T10:00:00Z", None)
+        .await;
+    w.permit_for("d@example.com", "PRM111").await;
+    w.server.post("/api/v1/carparks/entries", &w.gate, &json!({"facilityNo": 1, "carparkNo": 2, "ticketNo": "STY222", "ticketType": 4, "time": "2025-01-06T09:30:00Z"})).await;
+    // Monday 12:00 local = 11:00Z: the permit's window (05-09 local) is over
+    let (status, page) = w
+        .server
+        .get(
+            "/api/v1/parking-rights/valid-plates?parkingLotId=12&at=2025-01-06T11:00:00Z",
+            &w.officer,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["data"], json!(["ABC123", "GRC555", "STY222"]));
+    let (_, zone) = w.server.get("/api/v1/parking-rights/valid-plates?zoneCode=123&at=2025-01-06T11:00:00Z&perPage=2&page=2", &w.officer).await;
+    assert_eq!(zone["data"], json!(["STY222", "ZON444"]));
+    assert_eq!(zone["meta"]["total"], 4);
+    let (_, morning) = w
+        .server
+        .get(
+            "/api/v1/parking-rights/valid-plates?parkingLotId=12&at=2025-01-06T07:30:00Z",
+            &w.officer,
+        )
+        .await;
+    assert_eq!(morning["data"], json!(["OLD999", "PRM111"]));
+}
+
+async fn every_check_is_logged_and_plates_are_pseudonymised_later(backend: Backend) {
+    let w = world(backend, |c| {
+        c.plate_retention = Duration::from_secs(2);
+        c.privacy_interval = Duration::from_millis(200);
+    })
+    .await;
+    w.ticket(
+        "t-old",
+        "OLD999",
+        12,
+        "2020-01-06T10:00:00Z",
+        Some("2020-01-06T12:00:00Z"),
+    )
+    .await;
+    w.ticket("t-now", "NOW111", 12, "2025-01-06T10:00:00Z", None)
+        .await;
+    w.check("licenseNumber=NOW111&parkingLotId=12&at=2025-01-06T11:00:00Z")
+        .await;
+    w.server.post("/api/v1/parking-rights/check", &w.officer, &json!({"licenseNumbers": ["XYZ999", "NOW111"], "zoneCode": 123, "at": "2025-01-06T11:00:00Z"})).await;
+    let (status, log) = w
+        .server
+        .get(
+            "/api/v1/admin/parking-right-checks?licenseNumber=now-111",
+            &w.server.operator,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    assert_eq!(log["meta"]["total"], 2);
+    let newest = &log["data"][0];
+    assert_eq!(
+        (
+            newest["licenseNumber"].clone(),
+            newest["zoneCode"].clone(),
+            newest["allowed"].clone()
+        ),
+        (json!("NOW111"), json!(123), json!(true))
+    );
+    assert_eq!(
+        (newest["principalName"].clone(), newest["kinds"].clone()),
+        (json!("officer-17"), json!(["ticket"]))
+    );
+    assert_eq!(newest["at"], "2025-01-06T11:00:00Z");
+    let (_, by_lot) = w
+        .server
+        .get(
+            "/api/v1/admin/parking-right-checks?parkingLotId=12",
+            &w.server.operator,
+        )
+        .await;
+    assert_eq!(by_lot["meta"]["total"], 1);
+    let (_, later) = w
+        .server
+        .get(
+            "/api/v1/admin/parking-right-checks?from=2099-01-01T00:00:00Z",
+            &w.server.operator,
+        )
+        .await;
+    assert_eq!(later["meta"]["total"], 0);
+    let (status, body) = w
+        .server
+        .get("/api/v1/admin/parking-right-checks", &w.officer)
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN);
+    let (status, body) = w
+        .server
+        .get(
+            "/api/v1/admin/parking-right-checks?from=yesterday",
+            &w.server.operator,
+        )
+        .await;
+    assert_invalid(status, &body, "from");
+
+    // past the retention, plates become keyed hashes: in checks, in ended tickets
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let (_, log) = w
+        .server
+        .get("/api/v1/admin/parking-right-checks", &w.server.operator)
+        .await;
+    let plates: Vec<&str> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["licenseNumber"].as_str().unwrap())
+        .collect();
+    assert_eq!(plates.len(), 3);
+    assert!(
+        plates.iter().all(|p| p.starts_with('~') && p.len() == 33),
+        "{plates:?}"
+    );
+    // newest first: NOW111 (batch), XYZ999 (batch), NOW111 (single)
+    assert_eq!(
+        plates[0], plates[2],
+        "the same plate gets the same pseudonym: {plates:?}"
+    );
+    assert_ne!(plates[0], plates[1]);
+    assert_eq!(
+        w.server
+            .get(
+                "/api/v1/admin/parking-right-checks?licenseNumber=NOW111",
+                &w.server.operator
+            )
+            .await
+            .1["meta"]["total"],
+        0
+    );
+    let (_, tickets) = w.server.get("/api/v1/actions/tickets", &w.provider).await;
+    let by_id = |id: &str| {
+        tickets["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["ticketId"] == id)
+            .unwrap()["licenseNumber"]
+            .clone()
+    };
+    assert!(by_id("t-old").as_str().unwrap().starts_with('~'));
+    assert_eq!(
+        by_id("t-now"),
+        "NOW111",
+        "a ticket still valid keeps its plate"
+    );
+}
