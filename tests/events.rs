@@ -20,6 +20,7 @@ backend_tests!(
     events_wait_for_an_offline_provider_then_come_live_without_gap,
     explicit_acks_and_reconnects_lose_nothing_and_repeat_nothing,
     resume_after_an_event_and_from_the_oldest,
+    after_latest_misses_nothing_committed_once_the_socket_is_open,
     expired_resume_points_are_refused_explicitly,
     a_slow_consumer_is_cut_off_and_its_events_stay_queued,
     shutdown_closes_sockets_cleanly,
@@ -415,6 +416,46 @@ async fn resume_after_an_event_and_from_the_oldest(backend: Backend) {
     let (frames, code) = close_code(&mut refused).await;
     assert_eq!(frames[0]["Error"], "resume_point_unknown", "{frames:?}");
     assert_eq!(code, Some(CloseCode::from(4410)));
+}
+
+/// `after=latest` is settled before the 101: events committed the moment the client has its
+/// socket are all sent (they were lost while the socket's task read "latest" only after the
+/// 101, behind the writes that had just been made).
+async fn after_latest_misses_nothing_committed_once_the_socket_is_open(backend: Backend) {
+    let p = park(backend, |_| {}).await;
+    for round in 0..8 {
+        let plates: Vec<String> = (0..6).map(|i| format!("R{round}N{i}")).collect();
+        for plate in &plates {
+            let (status, body) = p
+                .server
+                .call(
+                    Method::PUT,
+                    "/api/v1/identifiers",
+                    Some(&p.provider),
+                    Some(&json!({"ticketNo": plate, "ticketType": 4})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+        let query = format!("?after=latest&subscription=round{round}");
+        let mut socket = connect(&p.server, &p.provider, &query).await;
+        let entries = plates
+            .iter()
+            .map(|plate| p.report("/api/v1/carparks/entries", plate, "2025-03-01T10:00:00Z"));
+        let mut sent = futures_util::future::join_all(entries).await;
+        let mut received = Vec::new();
+        for _ in &sent {
+            received.push(
+                next_event(&mut socket).await["EventID"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        sent.sort();
+        received.sort();
+        assert_eq!(received, sent, "round {round}");
+    }
 }
 
 async fn expired_resume_points_are_refused_explicitly(backend: Backend) {

@@ -45,8 +45,9 @@ enum AckMode {
     Explicit,
 }
 
+/// Where the client asked to start.
 #[derive(Debug, Clone)]
-enum Start {
+enum Resume {
     Subscription,
     After(String),
     Oldest,
@@ -56,7 +57,7 @@ enum Start {
 struct Params {
     ack: AckMode,
     subscription: String,
-    start: Start,
+    start: Resume,
 }
 
 fn params(query: &QueryMap) -> Result<Params, AppError> {
@@ -82,13 +83,13 @@ fn params(query: &QueryMap) -> Result<Params, AppError> {
         );
     }
     let start = match query.get("after") {
-        None => Start::Subscription,
-        Some("oldest") => Start::Oldest,
-        Some("latest") => Start::Latest,
-        Some(id) if !id.is_empty() && id.len() <= 100 => Start::After(id.to_owned()),
+        None => Resume::Subscription,
+        Some("oldest") => Resume::Oldest,
+        Some("latest") => Resume::Latest,
+        Some(id) if !id.is_empty() && id.len() <= 100 => Resume::After(id.to_owned()),
         Some(_) => {
             errors.add("after", "must be an EventID, 'oldest' or 'latest'");
-            Start::Subscription
+            Resume::Subscription
         }
     };
     errors.into_result()?;
@@ -109,7 +110,7 @@ fn params(query: &QueryMap) -> Result<Params, AppError> {
     params(
         ("ack" = Option<String>, Query, description = "`auto` (default): delivered once written; `explicit`: once acknowledged"),
         ("subscription" = Option<String>, Query, description = "the consumer's name (default `default`); each keeps its own position"),
-        ("after" = Option<String>, Query, description = "replay from just after this EventID; or `oldest` / `latest`"),
+        ("after" = Option<String>, Query, description = "replay from just after this EventID; or `oldest` / `latest` (settled before the 101: every event committed after it is sent)"),
         ("ticket" = Option<String>, Query, description = "instead of the Authorization header (browsers): a connect ticket from POST /api/v1/ws-tickets"),
     ),
     responses(
@@ -129,11 +130,15 @@ async fn transaction_monitor(
     who.require(&[Role::Provider, Role::Operator])?;
     let params = params(&query)?;
     let permit = state.sockets.acquire(who.id)?;
+    // Where the socket starts is settled before the 101, so `after=latest` means every event
+    // committed once the client holds its socket, not once the socket's task got round to
+    // asking (events committed in between were never sent).
+    let start = start_position(&state, &who, &params).await?;
     // Subscribers send little (acks): small buffers keep an idle socket cheap.
     let upgrade = upgrade.read_buffer_size(1024).write_buffer_size(0);
     Ok(upgrade.on_upgrade(move |socket| async move {
         let _permit = permit;
-        if let Err(err) = run(socket, state, who, params).await {
+        if let Err(err) = run(socket, state, who, params, start).await {
             tracing::warn!(error = %err, "TransactionMonitor socket ended with an error");
         }
     }))
@@ -258,11 +263,64 @@ impl Connection {
     }
 }
 
+/// Where a socket starts: just after this event number, or refused with an Error frame and a
+/// close (the resume point is unknown or gone).
+enum Start {
+    At(i64),
+    Refused {
+        error: &'static str,
+        message: String,
+        reason: &'static str,
+    },
+}
+
+/// The subscription's position (created if new), or the one the client asked for, which
+/// then becomes the subscription's position.
+async fn start_position(
+    state: &AppState,
+    who: &Principal,
+    params: &Params,
+) -> Result<Start, AppError> {
+    let provider = (who.role == Role::Provider).then_some(who.id);
+    let pruned = store::pruned_through(&state.store).await?;
+    let (stored, new) =
+        store::subscription(&state.store, who.id, &params.subscription, pruned).await?;
+    let cursor = match &params.start {
+        Resume::Subscription => stored,
+        Resume::Oldest => pruned,
+        Resume::Latest => store::latest(&state.store).await?,
+        Resume::After(event_id) => match store::seq_of(&state.store, event_id, provider).await? {
+            Some(seq) => seq,
+            None => {
+                return Ok(Start::Refused {
+                    error: "resume_point_unknown",
+                    message: format!(
+                        "no event {event_id} is retained for you: it never existed or is older than the retention period; reconnect with after=oldest to accept the gap"
+                    ),
+                    reason: "resume point unknown",
+                });
+            }
+        },
+    };
+    if cursor < pruned && !new {
+        return Ok(Start::Refused {
+            error: "resume_point_expired",
+            message: "events after your position were removed by retention; reconnect with after=oldest to accept the gap".into(),
+            reason: "resume point expired",
+        });
+    }
+    if !matches!(params.start, Resume::Subscription) {
+        store::reset_position(&state.store, who.id, &params.subscription, cursor).await?;
+    }
+    Ok(Start::At(cursor))
+}
+
 async fn run(
     socket: WebSocket,
     state: AppState,
     who: Principal,
     params: Params,
+    start: Start,
 ) -> Result<(), AppError> {
     let config = state.config.clone();
     let provider = (who.role == Role::Provider).then_some(who.id);
@@ -276,42 +334,18 @@ async fn run(
         abort: Some(abort_tx),
         send_timeout: config.slow_consumer_timeout,
     };
-
-    // Where to start: the subscription's stored position, or what the client asked for.
-    let pruned = store::pruned_through(&state.store).await?;
-    let (stored, new) =
-        store::subscription(&state.store, who.id, &params.subscription, pruned).await?;
-    let mut cursor = match &params.start {
-        Start::Subscription => stored,
-        Start::Oldest => pruned,
-        Start::Latest => store::latest(&state.store).await?,
-        Start::After(event_id) => match store::seq_of(&state.store, event_id, provider).await? {
-            Some(seq) => seq,
-            None => {
-                conn.refuse(
-                    "resume_point_unknown",
-                    &format!("no event {event_id} is retained for you: it never existed or is older than the retention period; reconnect with after=oldest to accept the gap"),
-                    CLOSE_RESUME_POINT_GONE,
-                    "resume point unknown",
-                )
+    let mut cursor = match start {
+        Start::At(cursor) => cursor,
+        Start::Refused {
+            error,
+            message,
+            reason,
+        } => {
+            conn.refuse(error, &message, CLOSE_RESUME_POINT_GONE, reason)
                 .await;
-                return finish(writer, conn).await;
-            }
-        },
+            return finish(writer, conn).await;
+        }
     };
-    if cursor < pruned && !new {
-        conn.refuse(
-            "resume_point_expired",
-            "events after your position were removed by retention; reconnect with after=oldest to accept the gap",
-            CLOSE_RESUME_POINT_GONE,
-            "resume point expired",
-        )
-        .await;
-        return finish(writer, conn).await;
-    }
-    if !matches!(params.start, Start::Subscription) {
-        store::reset_position(&state.store, who.id, &params.subscription, cursor).await?;
-    }
     written.store(cursor, Ordering::SeqCst);
     let mut acked = cursor;
     // In auto mode the position follows what was written, saved in the background so that a
