@@ -168,6 +168,7 @@ pub async fn insert_entry(store: &Store, new: &NewStay<'_>) -> Result<(i64, i64)
             event_id: new.event_id,
             provider_id: new.provider_id,
             payload: new.payload,
+            origin: store.origin(),
         };
         let seq = tx.append(&event).await?;
         (id, seq)
@@ -204,6 +205,7 @@ pub async fn close(
                 event_id: &exit.event_id,
                 provider_id: stay.provider_id,
                 payload,
+                origin: store.origin(),
             };
             Some(tx.append(&event).await?)
         }

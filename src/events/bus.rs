@@ -1,8 +1,14 @@
 //! Waking subscribers when events are committed: within one process through a watch channel,
 //! across instances (PostgreSQL) through LISTEN/NOTIFY. Subscribers also poll once a second, so
 //! a lost notification delays an event by at most that.
+//!
+//! The events this process commits are also kept in memory for a while ([`EventBus::since`]),
+//! so a live subscriber gets them without asking the database once per event; whatever the
+//! bus cannot vouch for (another instance's events, one announced out of order, one already
+//! dropped from memory) is read from the database.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -11,9 +17,24 @@ use crate::store::{Backend, Store};
 
 pub const CHANNEL: &str = "parkhub_events";
 
+/// An event committed by this process, as subscribers receive it.
+#[derive(Debug)]
+pub struct Committed {
+    pub seq: i64,
+    /// The provider it concerns; `None`: only the operator sees it.
+    pub provider_id: Option<i64>,
+    pub payload: String,
+}
+
+/// How many of the latest events committed here are kept in memory.
+const RECENT: usize = 1024;
+
 #[derive(Clone)]
 pub struct EventBus {
     latest: Arc<watch::Sender<i64>>,
+    /// The latest events committed here, by number (usually appended in order; one committed
+    /// concurrently may come in a moment late).
+    recent: Arc<Mutex<VecDeque<Arc<Committed>>>>,
     shutdown: watch::Receiver<bool>,
     /// Every open socket holds a clone; when all are gone, the sockets are done.
     sockets: tokio::sync::mpsc::Sender<()>,
@@ -28,6 +49,7 @@ impl EventBus {
         let (sockets, done) = tokio::sync::mpsc::channel(1);
         let bus = Self {
             latest: Arc::new(watch::channel(0).0),
+            recent: Arc::default(),
             shutdown,
             sockets,
         };
@@ -48,6 +70,41 @@ impl EventBus {
                 false
             }
         });
+    }
+
+    /// Records an event this process committed and wakes this process's subscribers.
+    pub fn committed(&self, event: Committed) {
+        let seq = event.seq;
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            let at = recent.partition_point(|e| e.seq < seq);
+            recent.insert(at, Arc::new(event));
+            if recent.len() > RECENT {
+                recent.pop_front();
+            }
+        }
+        self.published(seq);
+    }
+
+    /// Every event after `seen` up to the latest one announced, if this process committed
+    /// them all and still holds them, with the number they reach; `None`: ask the database.
+    pub fn since(&self, seen: i64) -> Option<(Vec<Arc<Committed>>, i64)> {
+        let latest = *self.latest.borrow();
+        if latest <= seen {
+            return Some((Vec::new(), seen));
+        }
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let first = recent.partition_point(|e| e.seq <= seen);
+        let mut through = seen;
+        let mut events = Vec::new();
+        for event in recent.range(first..) {
+            if event.seq != through + 1 {
+                break;
+            }
+            through = event.seq;
+            events.push(event.clone());
+        }
+        (through >= latest).then_some((events, through))
     }
 
     pub fn subscribe(&self) -> watch::Receiver<i64> {
@@ -98,10 +155,10 @@ pub fn spawn_expiry<F, Fut>(
     });
 }
 
-/// After a commit that wrote events up to `seq`: wake local subscribers. (Other instances
-/// were notified by the commit itself, see [`crate::events::store::Outbox`].)
-pub fn announce(bus: &EventBus, seq: i64) {
-    bus.published(seq);
+/// After a commit that wrote `event`: hand it to local subscribers. (Other instances were
+/// notified by the commit itself, see [`crate::events::store::Outbox`].)
+pub fn announce(bus: &EventBus, event: Committed) {
+    bus.committed(event);
 }
 
 /// On PostgreSQL, listens for other instances' notifications until shutdown.
@@ -110,6 +167,7 @@ pub fn spawn_listener(store: &Store, bus: EventBus) {
         return;
     };
     let pool = pool.clone();
+    let origin = store.origin().to_owned();
     tokio::spawn(async move {
         let mut shutdown = bus.shutdown();
         loop {
@@ -118,7 +176,7 @@ pub fn spawn_listener(store: &Store, bus: EventBus) {
                 listener.listen(CHANNEL).await?;
                 loop {
                     let notification = listener.recv().await?;
-                    if let Ok(seq) = notification.payload().parse::<i64>() {
+                    if let Some(seq) = foreign_event(notification.payload(), &origin) {
                         bus.published(seq);
                     }
                 }
@@ -136,4 +194,96 @@ pub fn spawn_listener(store: &Store, bus: EventBus) {
             }
         }
     });
+}
+
+/// The number in another instance's notification (`origin:seq`; a bare number from an older
+/// version). This instance's own are skipped: it announced those events itself when they
+/// committed, and the notification can arrive first, when the bus does not hold the event yet.
+fn foreign_event(payload: &str, origin: &str) -> Option<i64> {
+    match payload.split_once(':') {
+        Some((from, _)) if from == origin => None,
+        Some((_, seq)) => seq.parse().ok(),
+        None => payload.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bus() -> EventBus {
+        let (_, shutdown) = watch::channel(false);
+        EventBus::new(shutdown).0
+    }
+
+    fn commit(bus: &EventBus, seq: i64, provider_id: Option<i64>) {
+        bus.committed(Committed {
+            seq,
+            provider_id,
+            payload: format!("event {seq}"),
+        });
+    }
+
+    fn seqs(found: Option<(Vec<Arc<Committed>>, i64)>) -> Option<(Vec<i64>, i64)> {
+        found.map(|(events, through)| (events.iter().map(|e| e.seq).collect(), through))
+    }
+
+    #[test]
+    fn serves_what_this_process_committed_in_order() {
+        let bus = bus();
+        assert_eq!(seqs(bus.since(0)), Some((vec![], 0)));
+        for seq in 1..=3 {
+            commit(&bus, seq, Some(7));
+        }
+        assert_eq!(seqs(bus.since(0)), Some((vec![1, 2, 3], 3)));
+        assert_eq!(seqs(bus.since(2)), Some((vec![3], 3)));
+        assert_eq!(seqs(bus.since(3)), Some((vec![], 3)));
+        let (events, _) = bus.since(2).unwrap();
+        assert_eq!(events[0].payload, "event 3");
+        assert_eq!(events[0].provider_id, Some(7));
+    }
+
+    #[test]
+    fn a_gap_sends_the_subscriber_to_the_database_until_it_is_filled() {
+        let bus = bus();
+        commit(&bus, 1, None);
+        commit(&bus, 3, None);
+        assert_eq!(seqs(bus.since(0)), None, "2 is not known here yet");
+        assert_eq!(seqs(bus.since(2)), Some((vec![3], 3)));
+        commit(&bus, 2, None);
+        assert_eq!(seqs(bus.since(0)), Some((vec![1, 2, 3], 3)));
+    }
+
+    #[test]
+    fn another_instances_events_are_read_from_the_database() {
+        let bus = bus();
+        commit(&bus, 1, None);
+        bus.published(2);
+        assert_eq!(seqs(bus.since(0)), None);
+        assert_eq!(seqs(bus.since(1)), None);
+        assert_eq!(seqs(bus.since(2)), Some((vec![], 2)));
+        commit(&bus, 3, None);
+        assert_eq!(seqs(bus.since(2)), Some((vec![3], 3)));
+    }
+
+    #[test]
+    fn notifications_of_this_instance_are_skipped() {
+        assert_eq!(foreign_event("a1b2:17", "ffff"), Some(17));
+        assert_eq!(foreign_event("a1b2:17", "a1b2"), None);
+        assert_eq!(foreign_event("17", "a1b2"), Some(17));
+        assert_eq!(foreign_event("a1b2:x", "ffff"), None);
+    }
+
+    #[test]
+    fn only_the_latest_events_are_kept() {
+        let bus = bus();
+        let last = RECENT as i64 + 10;
+        for seq in 1..=last {
+            commit(&bus, seq, None);
+        }
+        assert_eq!(seqs(bus.since(0)), None, "the oldest were let go");
+        assert_eq!(seqs(bus.since(9)), None);
+        let (events, through) = seqs(bus.since(10)).unwrap();
+        assert_eq!((events.len(), through), (RECENT, last));
+    }
 }

@@ -368,21 +368,48 @@ async fn run(
     );
     let mut poll = tokio::time::interval(POLL);
 
+    // Every event up to `seen` has been looked at (and sent, if it is this subscriber's). What
+    // follows comes from the bus when this process committed it, else from the database; the
+    // once-a-second poll always asks the database.
+    let mut seen = cursor;
+    let mut ask_database = true;
     'serve: loop {
-        let batch = store::fetch_after(&state.store, cursor, provider, BATCH).await?;
-        let full = batch.len() as i64 == BATCH;
-        for event in batch {
-            match conn.send(event.payload, Some(event.seq)).await {
-                Sent::Ok => cursor = event.seq,
+        let from_bus = if ask_database {
+            None
+        } else {
+            state.events.since(seen)
+        };
+        let (events, full) = match from_bus {
+            Some((events, through)) => {
+                seen = through;
+                let mine = events
+                    .iter()
+                    .filter(|e| provider.is_none() || e.provider_id == provider)
+                    .map(|e| (e.seq, e.payload.clone()))
+                    .collect::<Vec<_>>();
+                (mine, false)
+            }
+            None => {
+                let fetched = store::fetch_after(&state.store, seen, provider, BATCH).await?;
+                seen = fetched.through;
+                let full = fetched.events.len() as i64 == BATCH;
+                let events = fetched.events.into_iter().map(|e| (e.seq, e.payload));
+                (events.collect(), full)
+            }
+        };
+        for (seq, payload) in events {
+            match conn.send(payload, Some(seq)).await {
+                Sent::Ok => cursor = seq,
                 Sent::Gone => break 'serve,
             }
         }
+        ask_database = full;
         if full {
             continue;
         }
         tokio::select! {
             _ = latest.changed() => {}
-            _ = poll.tick() => {}
+            _ = poll.tick() => ask_database = true,
             _ = heartbeat.tick() => {
                 if let Sent::Gone = conn.send(frames::heartbeat(Timestamp::now()), None).await {
                     break 'serve;

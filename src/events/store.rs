@@ -19,6 +19,8 @@ pub struct NewEvent<'a> {
     /// The provider it concerns; `None`: only the operator sees it.
     pub provider_id: Option<i64>,
     pub payload: &'a str,
+    /// [`Store::origin`] of the instance writing it.
+    pub origin: &'a str,
 }
 
 /// Appending to the outbox, on either backend's connection.
@@ -59,7 +61,7 @@ impl Outbox for sqlx::SqliteConnection {
 
 impl Outbox for sqlx::PgConnection {
     /// One statement numbers the event, stores it and queues the notification to the other
-    /// instances (PostgreSQL sends it at commit): every writer of events waits for the
+    /// instances (PostgreSQL sends it at commit, as `origin:seq`): every writer of events waits for the
     /// sequence row's lock, held until commit, so the less that happens under it the better.
     fn append<'c>(
         &'c mut self,
@@ -70,34 +72,44 @@ impl Outbox for sqlx::PgConnection {
                 "WITH s AS (UPDATE event_sequence SET last = last + 1 WHERE id = 1 RETURNING last), \
                  e AS (INSERT INTO events (seq, event_id, provider_id, payload, created_at) \
                        SELECT last, $1::text, $2::bigint, $3::text, $4::bigint FROM s RETURNING seq) \
-                 SELECT e.seq FROM e, LATERAL (SELECT pg_notify($5, e.seq::text)) AS notified",
+                 SELECT e.seq FROM e, LATERAL (SELECT pg_notify($5, $6 || ':' || e.seq::text)) AS notified",
             )
             .bind(event.event_id)
             .bind(event.provider_id)
             .bind(event.payload)
             .bind(to_micros(Timestamp::now()))
             .bind(crate::events::bus::CHANNEL)
+            .bind(event.origin)
             .fetch_one(&mut *self)
             .await
         })
     }
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct StoredEvent {
     pub seq: i64,
-    pub event_id: String,
     pub payload: String,
 }
 
-/// Events after `cursor`, oldest first: all of them for `provider` `None` (the operator),
-/// else that provider's.
+/// What a subscriber reads from the outbox: its next events, and the number up to which it has
+/// seen everything (when `events` is not full, every event up to the latest committed one).
+#[derive(Debug)]
+pub struct Fetched {
+    pub events: Vec<StoredEvent>,
+    pub through: i64,
+}
+
+/// Events after `cursor`, oldest first, at most `limit`: all of them for `provider` `None` (the
+/// operator), else that provider's.
 pub async fn fetch_after(
     store: &Store,
     cursor: i64,
     provider: Option<i64>,
     limit: i64,
-) -> Result<Vec<StoredEvent>, AppError> {
+) -> Result<Fetched, AppError> {
+    // The last number handed out comes from the same statement, so the same snapshot: every
+    // event up to it is committed and visible (numbers are handed out in commit order).
     // Two statements rather than one with `($2 IS NULL OR provider_id = $2)`: PostgreSQL's
     // generic plan for that cannot use the (provider_id, seq) index.
     macro_rules! fetch {
@@ -105,8 +117,9 @@ pub async fn fetch_after(
             match provider {
                 Some(provider) => {
                     sqlx::query_as(
-                        "SELECT seq, event_id, payload FROM events \
-                         WHERE provider_id = $2 AND seq > $1 ORDER BY seq LIMIT $3",
+                        "SELECT seq, payload FROM (SELECT seq, payload FROM events \
+                         WHERE provider_id = $2 AND seq > $1 ORDER BY seq LIMIT $3) AS mine \
+                         UNION ALL SELECT last, NULL FROM event_sequence WHERE id = 1",
                     )
                     .bind(cursor)
                     .bind(provider)
@@ -115,7 +128,9 @@ pub async fn fetch_after(
                     .await?
                 }
                 None => sqlx::query_as(
-                    "SELECT seq, event_id, payload FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    "SELECT seq, payload FROM (SELECT seq, payload FROM events \
+                     WHERE seq > $1 ORDER BY seq LIMIT $2) AS mine \
+                     UNION ALL SELECT last, NULL FROM event_sequence WHERE id = 1",
                 )
                 .bind(cursor)
                 .bind(limit)
@@ -125,10 +140,32 @@ pub async fn fetch_after(
         };
     }
     // On PostgreSQL, from the feeds' own connections.
-    Ok(match store.backend() {
+    let rows: Vec<(i64, Option<String>)> = match store.backend() {
         Backend::Sqlite(sqlite) => fetch!(&sqlite.reader),
         Backend::Postgres(pool) => fetch!(store.feed_pool().unwrap_or(pool)),
-    })
+    };
+    Ok(fetched(rows, cursor, limit))
+}
+
+/// Splits the rows of [`fetch_after`]: events have a payload, the last number handed out has
+/// none.
+fn fetched(rows: Vec<(i64, Option<String>)>, cursor: i64, limit: i64) -> Fetched {
+    let mut events = Vec::with_capacity(rows.len());
+    let mut latest = cursor;
+    for (seq, payload) in rows {
+        match payload {
+            Some(payload) => events.push(StoredEvent { seq, payload }),
+            None => latest = seq,
+        }
+    }
+    events.sort_by_key(|e| e.seq);
+    let last_sent = events.last().map_or(cursor, |e| e.seq);
+    let through = if events.len() as i64 >= limit {
+        last_sent
+    } else {
+        latest.max(last_sent)
+    };
+    Fetched { events, through }
 }
 
 /// The sequence number of an event the caller may see.
@@ -270,4 +307,36 @@ pub async fn prune(store: &Store, before: Timestamp) -> Result<u64, AppError> {
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seqs(fetched: &Fetched) -> Vec<i64> {
+        fetched.events.iter().map(|e| e.seq).collect()
+    }
+
+    #[test]
+    fn a_short_batch_has_seen_everything_up_to_the_last_number() {
+        let rows = vec![(9, None), (5, Some("e5".into())), (4, Some("e4".into()))];
+        let fetched = fetched(rows, 2, 500);
+        assert_eq!(seqs(&fetched), vec![4, 5]);
+        assert_eq!(fetched.events[0].payload, "e4");
+        assert_eq!(fetched.through, 9);
+    }
+
+    #[test]
+    fn nothing_new_still_moves_past_other_subscribers_events() {
+        assert_eq!(fetched(vec![(40, None)], 12, 500).through, 40);
+        assert_eq!(fetched(vec![], 12, 500).through, 12);
+    }
+
+    #[test]
+    fn a_full_batch_has_seen_only_what_it_returned() {
+        let rows = vec![(3, Some("a".into())), (4, Some("b".into())), (90, None)];
+        let fetched = fetched(rows, 2, 2);
+        assert_eq!(seqs(&fetched), vec![3, 4]);
+        assert_eq!(fetched.through, 4);
+    }
 }

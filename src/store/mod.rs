@@ -60,6 +60,8 @@ pub struct Store {
     feed: Option<PgPool>,
     /// PostgreSQL: one [`batch::Batcher`] per kind of job, started when first used.
     batchers: Arc<Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>>,
+    /// This instance's name in the event notifications it sends (see [`Store::origin`]).
+    origin: Arc<str>,
 }
 
 /// In-memory copies of what almost every request reads (see [`cache`]); each capability's
@@ -137,6 +139,7 @@ impl Store {
             caches: Arc::new(Caches::new()),
             feed,
             batchers: Arc::default(),
+            origin: uuid::Uuid::new_v4().simple().to_string().into(),
         })
     }
 
@@ -159,6 +162,12 @@ impl Store {
 
     pub fn backend(&self) -> &Backend {
         &self.backend
+    }
+
+    /// A name for this instance, unique to each opened store: event notifications carry it,
+    /// so an instance can tell the ones it sent itself (whose events it already has).
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// The connections for event feeds on PostgreSQL.
