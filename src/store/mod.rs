@@ -126,11 +126,18 @@ impl Store {
                     .with_context(|| {
                         format!("could not connect to PostgreSQL at {}", redact_url(url))
                     })?;
+                // Opened now, not on the first subscriber's first read: a new PostgreSQL
+                // connection can take a few hundred milliseconds on a busy machine, and the
+                // events committed meanwhile would wait for it.
                 let feed = PgPoolOptions::new()
                     .max_connections(options.max_connections.clamp(1, 4))
-                    .min_connections(0)
+                    .min_connections(1)
                     .acquire_timeout(options.acquire_timeout)
-                    .connect_lazy_with(connect.application_name("parkhub-feed"));
+                    .connect_with(connect.application_name("parkhub-feed"))
+                    .await
+                    .with_context(|| {
+                        format!("could not connect to PostgreSQL at {}", redact_url(url))
+                    })?;
                 (Backend::Postgres(pool), Some(feed))
             }
         };
