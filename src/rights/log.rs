@@ -5,11 +5,13 @@ use serde::Serialize;
 
 use crate::domain::time::{from_micros, to_micros};
 use crate::http::AppError;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::Store;
+use crate::store::group::Job;
+use crate::store::{Backend, Store, from_rusqlite};
 use crate::{read, write_tx};
 
 /// One check to record.
@@ -161,8 +163,7 @@ async fn writer(store: Store, mut queue: mpsc::Receiver<Message>) {
             }
         }
         if !records.is_empty() {
-            write_with_retries(&store, &records, rows).await;
-            records.clear();
+            write_with_retries(&store, std::mem::take(&mut records), rows).await;
         }
         for done in waiting.drain(..) {
             let _ = done.send(());
@@ -190,11 +191,12 @@ fn take(
 }
 
 /// Writes `records` in one transaction, trying again for a while if the database is away.
-async fn write_with_retries(store: &Store, records: &[Record], rows: usize) {
+async fn write_with_retries(store: &Store, records: Vec<Record>, rows: usize) {
+    let records = Arc::new(records);
     let started = tokio::time::Instant::now();
     let mut pause = Duration::from_millis(50);
     loop {
-        match write(store, records).await {
+        match write(store, &records).await {
             Ok(()) => return,
             Err(err) if started.elapsed() < GIVE_UP_AFTER => {
                 tracing::warn!(error = %err, rows, "could not write parking-right checks; will retry");
@@ -209,7 +211,12 @@ async fn write_with_retries(store: &Store, records: &[Record], rows: usize) {
     }
 }
 
-async fn write(store: &Store, records: &[Record]) -> Result<(), AppError> {
+async fn write(store: &Store, records: &Arc<Vec<Record>>) -> Result<(), AppError> {
+    if let Backend::Sqlite(sqlite) = store.backend() {
+        // In the writer's next batch, one prepared single-row INSERT per check: a multi-row
+        // INSERT would have SQLite keep a statement journal of every page it touches.
+        return sqlite.group.submit(SqliteChecks(records.clone())).await;
+    }
     let rows: Vec<(i64, i64, &Row)> = records
         .iter()
         .flat_map(|r| r.rows.iter().map(move |row| (r.principal_id, r.now, row)))
@@ -228,6 +235,41 @@ async fn write(store: &Store, records: &[Record]) -> Result<(), AppError> {
         }
     });
     Ok(())
+}
+
+/// Checks to write on SQLite, as a job of the group commit.
+struct SqliteChecks(Arc<Vec<Record>>);
+
+impl Job for SqliteChecks {
+    type Output = ();
+
+    fn run(&self, conn: &rusqlite::Connection) -> Result<(), AppError> {
+        let mut insert = conn
+            .prepare_cached(
+                "INSERT INTO parking_right_checks (principal_id, license_norm, parking_lot_id, \
+                 zone_code, at, allowed, grace, kinds, checked_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(from_rusqlite)?;
+        for record in self.0.iter() {
+            for (plate, lot, zone, at, allowed, grace, kinds) in &record.rows {
+                insert
+                    .execute(rusqlite::params![
+                        record.principal_id,
+                        plate,
+                        lot,
+                        zone,
+                        at,
+                        allowed,
+                        grace,
+                        kinds,
+                        record.now
+                    ])
+                    .map_err(from_rusqlite)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
