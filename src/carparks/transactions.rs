@@ -14,7 +14,7 @@ use super::tariff::{self, Rate};
 use super::{PLATE, Vehicle, identifiers, rates};
 use crate::app::AppState;
 use crate::domain::DateTimeInput;
-use crate::events::bus::{Committed, announce};
+use crate::events::bus::Committed;
 use crate::events::frames::{self, Completion, Identity};
 use crate::http::error::ErrorBody;
 use crate::http::{AppError, FieldErrors, Json, Principal, QueryMap};
@@ -279,14 +279,11 @@ async fn post_entry(
     let provider_id = new.provider_id;
     match store::insert_entry(&state.store, &new).await {
         Ok((id, seq)) => {
-            announce(
-                &state.events,
-                Committed {
-                    seq,
-                    provider_id,
-                    payload,
-                },
-            );
+            state.events.committed(Committed {
+                seq,
+                provider_id,
+                payload,
+            });
             let result = TransactionResult {
                 transaction_id: id,
                 event_id,
@@ -428,14 +425,11 @@ async fn post_exit(
     );
     match store::close(&state.store, &stay, &exit, &payload).await? {
         Some(seq) => {
-            announce(
-                &state.events,
-                Committed {
-                    seq,
-                    provider_id: stay.provider_id,
-                    payload,
-                },
-            );
+            state.events.committed(Committed {
+                seq,
+                provider_id: stay.provider_id,
+                payload,
+            });
             Ok((StatusCode::CREATED, Json(exit_result(&stay, &exit))))
         }
         None => repeated_exit(&state, &lot, &report, requested).await,

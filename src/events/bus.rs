@@ -72,7 +72,8 @@ impl EventBus {
         });
     }
 
-    /// Records an event this process committed and wakes this process's subscribers.
+    /// Records an event this process committed and wakes this process's subscribers. (Other
+    /// instances were notified by the commit itself, see [`crate::events::store::Outbox`].)
     pub fn committed(&self, event: Committed) {
         let seq = event.seq;
         {
@@ -153,12 +154,6 @@ pub fn spawn_expiry<F, Fut>(
             }
         }
     });
-}
-
-/// After a commit that wrote `event`: hand it to local subscribers. (Other instances were
-/// notified by the commit itself, see [`crate::events::store::Outbox`].)
-pub fn announce(bus: &EventBus, event: Committed) {
-    bus.committed(event);
 }
 
 /// On PostgreSQL, listens for other instances' notifications until shutdown.

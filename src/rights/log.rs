@@ -37,7 +37,12 @@ type Row = (String, Option<i64>, Option<i64>, i64, bool, bool, String);
 /// Rows in one INSERT, largest first: 9 parameters each, well below either backend's limit.
 const INSERT_SIZES: [usize; 4] = [256, 32, 4, 1];
 
-/// One INSERT of many checks, written once for both backends.
+/// The check log's columns, in the order both writers bind them.
+const COLUMNS: &str = "principal_id, license_norm, parking_lot_id, zone_code, at, allowed, grace, \
+                       kinds, checked_at";
+
+/// One INSERT of many checks (PostgreSQL; SQLite writes one row per statement, see
+/// [`SqliteChecks`]).
 fn insert_rows<'q, DB>(rows: &'q [(i64, i64, &'q Row)]) -> sqlx::QueryBuilder<'q, DB>
 where
     DB: sqlx::Database,
@@ -46,10 +51,8 @@ where
     bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    let mut insert = sqlx::QueryBuilder::new(
-        "INSERT INTO parking_right_checks (principal_id, license_norm, parking_lot_id, zone_code, at, \
-             allowed, grace, kinds, checked_at) ",
-    );
+    let mut insert =
+        sqlx::QueryBuilder::new(format!("INSERT INTO parking_right_checks ({COLUMNS}) "));
     insert.push_values(rows, |mut values, &(principal_id, now, row)| {
         values
             .push_bind(principal_id)
@@ -245,11 +248,10 @@ impl Job for SqliteChecks {
 
     fn run(&self, conn: &rusqlite::Connection) -> Result<(), AppError> {
         let mut insert = conn
-            .prepare_cached(
-                "INSERT INTO parking_right_checks (principal_id, license_norm, parking_lot_id, \
-                 zone_code, at, allowed, grace, kinds, checked_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )
+            .prepare_cached(&format!(
+                "INSERT INTO parking_right_checks ({COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            ))
             .map_err(from_rusqlite)?;
         for record in self.0.iter() {
             for (plate, lot, zone, at, allowed, grace, kinds) in &record.rows {

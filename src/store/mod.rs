@@ -112,6 +112,8 @@ impl Store {
         let (backend, feed) = match backend_kind(url)? {
             BackendKind::Sqlite => (Backend::Sqlite(connect_sqlite(url, options).await?), None),
             BackendKind::Postgres => {
+                let unreachable =
+                    || format!("could not connect to PostgreSQL at {}", redact_url(url));
                 let connect = PgConnectOptions::from_str(url)
                     .context("the PostgreSQL database URL is not valid")?
                     .application_name("parkhub");
@@ -123,9 +125,7 @@ impl Store {
                     .test_before_acquire(false)
                     .connect_with(connect.clone())
                     .await
-                    .with_context(|| {
-                        format!("could not connect to PostgreSQL at {}", redact_url(url))
-                    })?;
+                    .with_context(unreachable)?;
                 // Opened now, not on the first subscriber's first read: a new PostgreSQL
                 // connection can take a few hundred milliseconds on a busy machine, and the
                 // events committed meanwhile would wait for it.
@@ -135,9 +135,7 @@ impl Store {
                     .acquire_timeout(options.acquire_timeout)
                     .connect_with(connect.application_name("parkhub-feed"))
                     .await
-                    .with_context(|| {
-                        format!("could not connect to PostgreSQL at {}", redact_url(url))
-                    })?;
+                    .with_context(unreachable)?;
                 (Backend::Postgres(pool), Some(feed))
             }
         };
