@@ -2,6 +2,7 @@
 //! or PostgreSQL, and a typed HTTP client for it.
 #![allow(dead_code)]
 
+pub mod events;
 pub mod permits;
 pub mod process;
 pub mod proxy;
