@@ -111,10 +111,13 @@ pub struct WriterFile {
 impl WriterFile {
     fn connect(&self) -> Result<Connection, AppError> {
         // The file is in WAL mode already (the sqlx writer set it); these are per connection.
+        // temp_store = MEMORY keeps each statement's journal in memory: a multi-row upsert
+        // later in a batch needs one, and SQLite otherwise moved it to a temporary file
+        // (created, written and deleted) once it passed 64 KiB, every statement.
         super::inline::connect(
             &self.path,
             self.busy_timeout,
-            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
             STATEMENTS,
         )
         .map_err(from_rusqlite)
