@@ -546,7 +546,13 @@ impl Bench {
             for socket in opened {
                 match socket {
                     Ok(s) => sockets.push(s),
-                    Err(_) => failed += 1,
+                    Err(err) => {
+                        // Say why the first one failed: a count alone cannot be chased.
+                        if failed == 0 {
+                            eprintln!("idle-sockets: a socket did not open: {err:#}");
+                        }
+                        failed += 1;
+                    }
                 }
             }
         }
