@@ -61,19 +61,11 @@ struct Args {
     /// A few seconds per scenario and 1% of the data: proves the command works (CI).
     #[arg(long)]
     smoke: bool,
-    /// Internal: run the service (the child process).
-    #[arg(long, hide = true)]
-    serve: bool,
-    #[arg(long, hide = true)]
-    listen: Option<String>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
-    if args.serve {
-        return child_serve(&args).await;
-    }
     if args.smoke {
         args.duration = args.duration.min(2.0);
         args.scale = args.scale.min(0.01);
@@ -132,18 +124,18 @@ fn num_cpus() -> usize {
         .unwrap_or(1)
 }
 
-/// The child: serve `--database` on `--listen`, print the address, run until killed.
-async fn child_serve(args: &Args) -> anyhow::Result<()> {
-    let database = args.database.clone().context("--database")?;
-    let listener =
-        tokio::net::TcpListener::bind(args.listen.as_deref().unwrap_or("127.0.0.1:0")).await?;
-    println!("LISTENING {}", listener.local_addr()?);
-    let mut config = parkhub::ServeConfig::new(database);
-    config.store.max_connections = 32;
-    // The load generator is one client with few tokens: no rate limit, room for every socket.
-    config.rate_limit = None;
-    config.max_sockets_per_principal = usize::MAX;
-    parkhub::serve(config, listener, parkhub::cli::shutdown_signal()).await
+/// The service under test: the `parkhub` binary built beside this one, so what is measured is
+/// what ships (its allocator included), not a copy of it inside the load generator.
+fn service_binary() -> anyhow::Result<std::path::PathBuf> {
+    let path =
+        std::env::current_exe()?.with_file_name(format!("parkhub{}", std::env::consts::EXE_SUFFIX));
+    if !path.is_file() {
+        bail!(
+            "{} is missing: build both binaries first (cargo build --release)",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 struct Bench {
@@ -164,8 +156,11 @@ impl Bench {
         let store = Store::open(database, &StoreOptions::default()).await?;
         let operator = principals::find_or_create(&store, Role::Operator, "bench").await?;
         let (_, operator) = principals::issue_token(&store, operator.id).await?;
-        let mut child = tokio::process::Command::new(std::env::current_exe()?)
-            .args(["--serve", "--database", database])
+        // The load generator is one client with few tokens: no rate limit, room for every socket.
+        let mut child = tokio::process::Command::new(service_binary()?)
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
+            .args(["--max-connections", "32", "--rate-limit", "0"])
+            .args(["--max-sockets-per-principal", "1000000"])
             .env("PARKHUB_LOG", "error")
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
@@ -173,13 +168,16 @@ impl Bench {
         let mut lines = BufReader::new(child.stdout.take().context("child stdout")?).lines();
         let base = loop {
             match lines.next_line().await? {
-                Some(line) if line.starts_with("LISTENING ") => {
-                    break format!("http://{}", &line[10..]);
+                Some(line) => {
+                    if let Some(base) = line.strip_prefix("parkhub is listening on ") {
+                        break base.trim().to_owned();
+                    }
                 }
-                Some(_) => continue,
                 None => bail!("the service did not start"),
             }
         };
+        // Whatever else it prints is read and dropped, so it can never block on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(1024)
             .build()?;
