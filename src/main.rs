@@ -3,8 +3,8 @@ use tracing_subscriber::EnvFilter;
 
 /// jemalloc rather than the system's malloc: the service allocates and frees many small
 /// buffers per request on several threads, where glibc's malloc spent about a tenth of the
-/// service's time (consolidating free chunks); with jemalloc a ticket costs about a fifth less
-/// CPU and a rights check about a tenth less (BENCHMARKS.md). How soon it gives memory back is
+/// service's time (consolidating free chunks); with jemalloc a ticket cost about a fifth less
+/// service CPU in the benchmark's back-to-back pairs (BENCHMARKS.md). How soon it gives memory back is
 /// set at build time, in .cargo/config.toml.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]

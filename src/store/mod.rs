@@ -265,6 +265,23 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// The same server URL with another database name (query parameters kept): for tools that
+/// create a database of their own on a server they were given.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[after_scheme..]
+        .find('/')
+        .map_or(base.len(), |i| i + after_scheme);
+    match query {
+        Some(query) => format!("{}/{name}?{query}", &base[..host_end]),
+        None => format!("{}/{name}", &base[..host_end]),
+    }
+}
+
 /// How long an SQLite connection waits for a lock before it fails with 503.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -384,6 +401,22 @@ mod tests {
         assert_eq!(
             redact_url("postgres://postgres@127.0.0.1/x"),
             "postgres://postgres@127.0.0.1/x"
+        );
+    }
+
+    #[test]
+    fn another_database_on_the_same_server() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "b"),
+            "postgres://postgres@127.0.0.1:5432/b"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@db/app?sslmode=disable", "b"),
+            "postgres://u:p@db/b?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://db:5432", "b"),
+            "postgres://db:5432/b"
         );
     }
 }

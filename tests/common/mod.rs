@@ -83,7 +83,7 @@ pub async fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempD
                 .await
                 .expect("create a test database");
             admin.close().await;
-            (replace_database(&admin_url, &name), None)
+            (parkhub::store::with_database(&admin_url, &name), None)
         }
     }
 }
@@ -93,25 +93,6 @@ fn rand_suffix() -> u32 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0)
-}
-
-/// The same server URL with another database name.
-fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_end = base[after_scheme..]
-        .find('/')
-        .map(|i| i + after_scheme)
-        .unwrap_or(base.len());
-    let mut out = format!("{}/{}", &base[..host_end], name);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
 }
 
 pub struct TestServer {

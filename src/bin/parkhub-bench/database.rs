@@ -2,6 +2,7 @@
 //! the run on the server given; both removed when the run ends.
 
 use anyhow::Context;
+use parkhub::store::BackendKind;
 
 /// The database a run made for itself, removed when the run ends.
 pub enum Fresh {
@@ -50,7 +51,9 @@ pub async fn fresh_database(url: Option<&str>) -> anyhow::Result<(String, Fresh)
                 Fresh::Sqlite(dir),
             ))
         }
-        Some(url) if url.starts_with("sqlite") => Ok((url.to_owned(), Fresh::Given)),
+        Some(url) if parkhub::store::backend_kind(url)? == BackendKind::Sqlite => {
+            Ok((url.to_owned(), Fresh::Given))
+        }
         Some(url) => {
             let name = format!("parkhub_bench_{}", std::process::id());
             let admin = sqlx::PgPool::connect(url)
@@ -63,17 +66,7 @@ pub async fn fresh_database(url: Option<&str>) -> anyhow::Result<(String, Fresh)
                 .execute(&admin)
                 .await?;
             admin.close().await;
-            let (base, query) = url
-                .split_once('?')
-                .map_or((url, None), |(b, q)| (b, Some(q)));
-            let host_end = base
-                .rfind('/')
-                .filter(|i| *i > base.find("://").map_or(0, |s| s + 2))
-                .unwrap_or(base.len());
-            let mut fresh = format!("{}/{name}", &base[..host_end]);
-            if let Some(q) = query {
-                fresh = format!("{fresh}?{q}");
-            }
+            let fresh = parkhub::store::with_database(url, &name);
             Ok((
                 fresh,
                 Fresh::Postgres {

@@ -18,9 +18,9 @@ pub struct Row {
 impl Row {
     pub fn print(&self, floor: Option<f64>) {
         let ms = |q: f64| {
-            self.latency.as_ref().map_or("-".to_owned(), |h| {
-                format!("{:.2}", h.value_at_quantile(q) as f64 / 1000.0)
-            })
+            self.latency
+                .as_ref()
+                .map_or("-".to_owned(), |h| format!("{:.2}", millis(h, q)))
         };
         let mut notes = self.notes.clone();
         if let Some(floor) = floor
@@ -40,6 +40,11 @@ impl Row {
             notes
         );
     }
+}
+
+/// The latency at quantile `q` of a histogram of microseconds, in milliseconds.
+pub fn millis(latency: &Histogram<u64>, q: f64) -> f64 {
+    latency.value_at_quantile(q) as f64 / 1000.0
 }
 
 pub fn histogram() -> Histogram<u64> {

@@ -22,7 +22,7 @@ mod drive;
 mod load;
 
 use database::fresh_database;
-use drive::{Row, closed_loop, histogram, open_loop, splitmix};
+use drive::{Row, closed_loop, histogram, millis, open_loop, splitmix};
 use load::{floor_commit, preload, queue_events, register_plates};
 
 const SCENARIOS: [&str; 7] = [
@@ -357,10 +357,7 @@ impl Bench {
             succeeds(self.client.get(&healthz))
         })
         .await;
-        let (floor_p99, floor_p999) = (
-            floor.value_at_quantile(0.99) as f64 / 1000.0,
-            floor.value_at_quantile(0.999) as f64 / 1000.0,
-        );
+        let (floor_p99, floor_p999) = (millis(&floor, 0.99), millis(&floor, 0.999));
         Ok(Row {
             name: "rights-check",
             rate: max_rate,
