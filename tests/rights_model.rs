@@ -2,7 +2,8 @@
 //! permits, vehicles on profiles, entries and exits are applied both to a running service and
 //! to a small in-memory model written from the rules (not from the code); then checks at
 //! instants chosen where mistakes hide — interval edges, grace edges, local midnight, the
-//! window's 22:00 and 06:00, both daylight-saving days — must agree with the model every time.
+//! window's 22:00 and 06:00, both daylight-saving days — must agree with the model every time,
+//! plate by plate and in the lot's list of valid plates.
 
 mod common;
 
@@ -419,6 +420,25 @@ async fn run(backend: Backend, scenario: Scenario) {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{answer}");
+        // The handhelds' list, decided for the whole lot at once, names exactly the plates
+        // the model allows.
+        let (status, list) = server
+            .get(
+                &format!("/api/v1/parking-rights/valid-plates?parkingLotId=12&perPage=500&at={at}"),
+                &officer,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        let expected: Vec<&str> = (0..PLATES.len())
+            .filter(|&i| model.expect(i, at).0)
+            .map(|i| PLATES[i])
+            .collect();
+        assert_eq!(
+            list["data"],
+            json!(expected),
+            "valid plates at {at} ({})",
+            at.in_tz(ZONE).unwrap()
+        );
         for (i, result) in answer["results"].as_array().unwrap().iter().enumerate() {
             let (allowed, grace) = model.expect(i, at);
             assert_eq!(

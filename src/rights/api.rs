@@ -330,15 +330,7 @@ async fn valid_plates(
     let mut plates = BTreeSet::new();
     for lot in &lots {
         let grace = SignedDuration::from_mins(lot.grace_minutes);
-        for candidate in super::candidates(&state.store, lot, at, grace).await? {
-            if plates.contains(&candidate) {
-                continue;
-            }
-            let found = gather::rights_at(&state.store, &candidate, lot, at, grace).await?;
-            if super::decide::verdict(&found.statuses, at, grace).allowed {
-                plates.insert(candidate);
-            }
-        }
+        plates.extend(gather::allowed_at_lot(&state.store, lot, at, grace).await?);
     }
     let total = plates.len() as i64;
     let data = plates

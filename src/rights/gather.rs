@@ -1,6 +1,8 @@
 //! Finding every right a plate holds at a lot around an instant: tickets, permits and open
-//! car-park stays, each by an indexed lookup on the plate's normal form and the lot.
+//! car-park stays, each by an indexed lookup on the plate's normal form and the lot; and the
+//! same for every plate of a lot at once, for the handhelds' list of valid plates.
 
+use futures_util::TryStreamExt;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
@@ -60,41 +62,66 @@ pub struct Found {
     pub rights: Vec<RightView>,
 }
 
-/// Every right of a plate at a lot, in one statement: one round trip, one wait for the
-/// database, where three lookups cost three. Columns a kind does not have are null (typed in
-/// the first branch, which is what PostgreSQL goes by).
-const RIGHTS_SQL: &str = concat!(
-    "SELECT 0 AS kind, t.ticket_id AS key, pr.name AS name, t.start_at AS start_at, \
-           t.end_at AS end_at, t.id AS seq, CAST(NULL AS BIGINT) AS definition_id, \
-           CAST(NULL AS TEXT) AS time_zone, CAST(NULL AS TEXT) AS schedule, \
-           CAST(NULL AS TEXT) AS valid_from, CAST(NULL AS TEXT) AS valid_to \
-      FROM tickets t JOIN principals pr ON pr.id = t.provider_id \
-     WHERE t.license_norm = $1 AND t.parking_lot_id = $2 AND t.status = 'active' \
-       AND t.start_at <= $3 AND (t.end_at IS NULL OR t.end_at > $4) \
-    UNION ALL \
-    SELECT 1, s.reference_no, NULL, s.entry_at, s.exit_at, s.id, NULL, NULL, NULL, NULL, NULL \
-      FROM transactions s \
-     WHERE s.ticket_key = $1 AND s.parking_lot_id = $2 AND s.ticket_type = 4 \
-       AND s.entry_at <= $3 AND (s.exit_at IS NULL OR s.exit_at > $4) \
-    UNION ALL \
-    SELECT 2, p.id, d.name, p.created_at, NULL, NULL, d.id, d.time_zone, d.schedule, \
-           p.valid_from, p.valid_to",
-    crate::held_permits_from!(),
-    "WHERE v.license_norm = $1 AND dl.parking_lot_id = $2 AND p.deleted_at IS NULL \
-       AND p.starts_at < $5 AND p.ends_at > $4 \
-    ORDER BY kind, start_at, seq, key"
+/// Every right at a lot, in one statement: one round trip, one wait for the database, where
+/// three lookups cost three. `$tickets`, `$stays` and `$permits` choose the rows (one plate, or
+/// every plate of the lot) and number the parameters. Columns a kind does not have are null
+/// (typed in the first branch, which is what PostgreSQL goes by).
+macro_rules! rights_sql {
+    ($tickets:literal, $stays:literal, $permits:literal) => {
+        concat!(
+            "SELECT 0 AS kind, t.license_norm AS plate, t.ticket_id AS key, pr.name AS name, \
+                   t.start_at AS start_at, t.end_at AS end_at, t.id AS seq, \
+                   CAST(NULL AS BIGINT) AS definition_id, CAST(NULL AS TEXT) AS time_zone, \
+                   CAST(NULL AS TEXT) AS schedule, CAST(NULL AS TEXT) AS valid_from, \
+                   CAST(NULL AS TEXT) AS valid_to \
+              FROM tickets t JOIN principals pr ON pr.id = t.provider_id \
+             WHERE t.status = 'active' AND ",
+            $tickets,
+            " UNION ALL \
+            SELECT 1, s.ticket_key, s.reference_no, NULL, s.entry_at, s.exit_at, s.id, NULL, NULL, \
+                   NULL, NULL, NULL \
+              FROM transactions s \
+             WHERE s.ticket_type = 4 AND ",
+            $stays,
+            " UNION ALL \
+            SELECT 2, v.license_norm, p.id, d.name, p.created_at, NULL, NULL, d.id, d.time_zone, \
+                   d.schedule, p.valid_from, p.valid_to",
+            crate::held_permits_from!(),
+            "WHERE p.deleted_at IS NULL AND ",
+            $permits,
+            " ORDER BY plate, kind, start_at, seq, key"
+        )
+    };
+}
+
+/// The rights of one plate ($1) at a lot ($2) that hold at $3 or ended after $4 (permits:
+/// days touching [$4, $5)).
+const RIGHTS_SQL: &str = rights_sql!(
+    "t.license_norm = $1 AND t.parking_lot_id = $2 AND t.start_at <= $3 \
+       AND (t.end_at IS NULL OR t.end_at > $4)",
+    "s.ticket_key = $1 AND s.parking_lot_id = $2 AND s.entry_at <= $3 \
+       AND (s.exit_at IS NULL OR s.exit_at > $4)",
+    "v.license_norm = $1 AND dl.parking_lot_id = $2 AND p.starts_at < $5 AND p.ends_at > $4"
+);
+
+/// The same for every plate at a lot ($1), the instants as $2, $3 and $4.
+const LOT_RIGHTS_SQL: &str = rights_sql!(
+    "t.parking_lot_id = $1 AND t.start_at <= $2 AND (t.end_at IS NULL OR t.end_at > $3)",
+    "s.parking_lot_id = $1 AND s.entry_at <= $2 AND (s.exit_at IS NULL OR s.exit_at > $3)",
+    "dl.parking_lot_id = $1 AND p.starts_at < $4 AND p.ends_at > $3"
 );
 
 const TICKET: i32 = 0;
 const STAY: i32 = 1;
 const PERMIT: i32 = 2;
 
-/// One row of [`RIGHTS_SQL`]: `key` is the ticket id, the stay's reference number or the
+/// One row of [`rights_sql!`]: `key` is the ticket id, the stay's reference number or the
 /// permit id; `name` the provider or the permit definition; `start_at`/`end_at` the span of
 /// a ticket or stay.
 #[derive(sqlx::FromRow)]
 struct RightRow {
     kind: i32,
+    plate: String,
     key: String,
     name: Option<String>,
     start_at: i64,
@@ -111,6 +138,7 @@ impl RightRow {
     fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             kind: row.get("kind")?,
+            plate: row.get("plate")?,
             key: row.get("key")?,
             name: row.get("name")?,
             start_at: row.get("start_at")?,
@@ -124,10 +152,10 @@ impl RightRow {
         })
     }
 
-    fn into_permit(self, plate: &str, lot: i64) -> Result<HeldPermit, AppError> {
+    fn into_permit(self, lot: i64) -> Result<HeldPermit, AppError> {
         let missing = || AppError::internal(anyhow::anyhow!("a permit row without its definition"));
         HeldRow {
-            license_norm: plate.to_owned(),
+            license_norm: self.plate,
             id: self.key,
             definition_id: self.definition_id.ok_or_else(missing)?,
             name: self.name.ok_or_else(missing)?,
@@ -150,7 +178,6 @@ pub async fn rights_at(
     grace: SignedDuration,
 ) -> Result<Found, AppError> {
     let since = at.checked_sub(grace).unwrap_or(at);
-    let zone = &lot.time_zone;
     let (from, until) = (to_micros(at), to_micros(since));
     let rows: Vec<RightRow> = match store.backend() {
         // The check enforcement waits for: on SQLite one indexed lookup, run where it is asked.
@@ -173,6 +200,119 @@ pub async fn rights_at(
                 .await?
         }
     };
+    found(rows, lot, at, since)
+}
+
+/// Every plate (normal form, pseudonymised ones left out) that may park at `lot` at `at`,
+/// grace included: the rights of the whole lot in one statement, decided plate by plate as
+/// the rows arrive (in plate order), so only the plates allowed are ever held at once.
+pub async fn allowed_at_lot(
+    store: &Store,
+    lot: &Lot,
+    at: Timestamp,
+    grace: SignedDuration,
+) -> Result<Vec<String>, AppError> {
+    let since = at.checked_sub(grace).unwrap_or(at);
+    let (from, until) = (to_micros(at), to_micros(since));
+    let mut allowed = Allowed::new(lot.clone(), at, grace);
+    match store.backend() {
+        Backend::Sqlite(_) => {
+            store
+                .sqlite_read_blocking(move |conn| {
+                    let mut statement = conn.prepare_cached(LOT_RIGHTS_SQL)?;
+                    let rows = statement.query_map(
+                        rusqlite::params![allowed.lot.id, from, until, from + 1],
+                        RightRow::from_sqlite,
+                    )?;
+                    for row in rows {
+                        if let Err(err) = allowed.push(row?) {
+                            return Ok(Err(err));
+                        }
+                    }
+                    Ok(allowed.finish())
+                })
+                .await?
+        }
+        Backend::Postgres(pool) => {
+            let mut rows = sqlx::query_as::<_, RightRow>(LOT_RIGHTS_SQL)
+                .bind(lot.id)
+                .bind(from)
+                .bind(until)
+                .bind(from + 1)
+                .fetch(pool);
+            while let Some(row) = rows.try_next().await? {
+                allowed.push(row)?;
+            }
+            allowed.finish()
+        }
+    }
+}
+
+/// The plates allowed at a lot, decided one plate at a time from rows in plate order.
+struct Allowed {
+    lot: Lot,
+    at: Timestamp,
+    grace: SignedDuration,
+    /// The rows of the plate being read.
+    rows: Vec<RightRow>,
+    plates: Vec<String>,
+}
+
+impl Allowed {
+    fn new(lot: Lot, at: Timestamp, grace: SignedDuration) -> Self {
+        Self {
+            lot,
+            at,
+            grace,
+            rows: Vec::new(),
+            plates: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, row: RightRow) -> Result<(), AppError> {
+        if self
+            .rows
+            .first()
+            .is_some_and(|first| first.plate != row.plate)
+        {
+            self.decide()?;
+        }
+        self.rows.push(row);
+        Ok(())
+    }
+
+    /// Decides the plate whose rows were read last.
+    fn decide(&mut self) -> Result<(), AppError> {
+        let rows = std::mem::take(&mut self.rows);
+        let Some(plate) = rows.first().map(|row| row.plate.clone()) else {
+            return Ok(());
+        };
+        if plate.starts_with(crate::rights::privacy::PSEUDONYM_PREFIX) {
+            return Ok(());
+        }
+        let since = self.at.checked_sub(self.grace).unwrap_or(self.at);
+        let found = found(rows, &self.lot, self.at, since)?;
+        if decide::verdict(&found.statuses, self.at, self.grace).allowed {
+            self.plates.push(plate);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<String>, AppError> {
+        self.decide()?;
+        Ok(self.plates)
+    }
+}
+
+/// The rights in `rows` (of one plate at `lot`) with their status at `at`, those that ended
+/// before `since` (the start of the grace period) left out.
+fn found(
+    rows: Vec<RightRow>,
+    lot: &Lot,
+    at: Timestamp,
+    since: Timestamp,
+) -> Result<Found, AppError> {
+    let zone = &lot.time_zone;
     let mut tickets = Vec::new();
     let mut stays = Vec::new();
     let mut held = Vec::new();
@@ -180,7 +320,7 @@ pub async fn rights_at(
         match row.kind {
             TICKET => tickets.push(row),
             STAY => stays.push(row),
-            PERMIT => held.push(row.into_permit(plate, lot.id)?),
+            PERMIT => held.push(row.into_permit(lot.id)?),
             other => {
                 return Err(AppError::internal(anyhow::anyhow!(
                     "a right of unknown kind {other}"

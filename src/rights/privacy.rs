@@ -19,14 +19,17 @@ use crate::{read, write_tx};
 const KEY_SETTING: &str = "pseudonym_key";
 const BATCH: i64 = 1000;
 
+/// What every pseudonym starts with (no plate does: plates are letters and digits).
+pub const PSEUDONYM_PREFIX: char = '~';
+
 /// The keyed hash that replaces a plate: `~` and 32 hex digits.
 pub fn pseudonym(key: &[u8], plate: &str) -> String {
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
-        return "~".into();
+        return PSEUDONYM_PREFIX.into();
     };
     mac.update(plate.as_bytes());
     let digest = mac.finalize().into_bytes();
-    format!("~{}", &hex::encode(digest)[..32])
+    format!("{PSEUDONYM_PREFIX}{}", &hex::encode(digest)[..32])
 }
 
 /// The pseudonymisation key, made on first use.

@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+
+use crate::http::AppError;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
@@ -196,6 +198,24 @@ impl Store {
             .clone()
             .downcast::<batch::Batcher<J>>()
             .ok()
+    }
+
+    /// SQLite: runs `read` on one of the inline readers' connections on a blocking thread. For
+    /// reads of many rows, which through sqlx cross from its worker thread to the task one row
+    /// at a time; too long to run on the runtime's own thread as the inline lookups do.
+    pub async fn sqlite_read_blocking<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || match store.backend() {
+            Backend::Sqlite(db) => db.inline.read(read),
+            Backend::Postgres(_) => Err(AppError::internal(anyhow::anyhow!(
+                "a SQLite read asked of PostgreSQL"
+            ))),
+        })
+        .await
+        .map_err(|err| AppError::internal(anyhow::anyhow!("a read did not finish: {err}")))?
     }
 
     pub fn caches(&self) -> &Caches {

@@ -108,25 +108,3 @@ pub async fn held_by_plate(
         .map(|r| r.into_held(lot).map(|(_, p)| p))
         .collect()
 }
-
-/// Every (plate, permit) of holders with vehicles whose permit covers `lot` on days touching
-/// `[from, to)`.
-pub async fn held_at_lot(
-    store: &Store,
-    lot: i64,
-    from: Timestamp,
-    to: Timestamp,
-) -> Result<Vec<(String, HeldPermit)>, AppError> {
-    let rows: Vec<HeldRow> = read!(store, |db| {
-        sqlx::query_as(&format!(
-            "{HELD_SELECT} WHERE dl.parking_lot_id = $1 AND p.deleted_at IS NULL \
-               AND p.starts_at < $3 AND p.ends_at > $2"
-        ))
-        .bind(lot)
-        .bind(to_micros(from))
-        .bind(to_micros(to))
-        .fetch_all(db)
-        .await?
-    });
-    rows.into_iter().map(|r| r.into_held(lot)).collect()
-}
