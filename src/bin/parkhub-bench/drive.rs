@@ -157,3 +157,50 @@ where
     }
     (latency, errors)
 }
+
+/// Clock ticks per second in `/proc/<pid>/stat` (USER_HZ: 100 on every Linux the kernel's ABI
+/// allows to differ from it in practice).
+const USER_HZ: f64 = 100.0;
+
+/// The CPU time (user and system, all threads) process `pid` has used so far, in seconds;
+/// `None` where `/proc` is not there.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some((user + system) as f64 / USER_HZ)
+}
+
+/// CPU time the service and the load generator spend per request over a measurement: where a
+/// scenario's time goes on a machine both share, which requests/s alone does not say.
+pub struct CpuMeter {
+    service: u32,
+    started: Option<(f64, f64)>,
+}
+
+impl CpuMeter {
+    /// Starts counting for the service's process `service`.
+    pub fn start(service: Option<u32>) -> Self {
+        let service = service.unwrap_or(0);
+        let started = cpu_seconds(service).zip(cpu_seconds(std::process::id()));
+        Self { service, started }
+    }
+
+    /// "service N µs CPU/request, load generator M" for `requests` done since the start.
+    pub fn per_request(&self, requests: u64) -> String {
+        let now = cpu_seconds(self.service).zip(cpu_seconds(std::process::id()));
+        match (self.started, now) {
+            (Some((service0, own0)), Some((service1, own1))) if requests > 0 => {
+                let us = |s: f64| s * 1e6 / requests as f64;
+                format!(
+                    "CPU/request: service {:.1} µs, load generator {:.1} µs",
+                    us(service1 - service0),
+                    us(own1 - own0)
+                )
+            }
+            _ => "CPU/request not measured".to_owned(),
+        }
+    }
+}

@@ -22,7 +22,7 @@ mod drive;
 mod load;
 
 use database::fresh_database;
-use drive::{Row, closed_loop, histogram, millis, open_loop, splitmix};
+use drive::{CpuMeter, Row, closed_loop, histogram, millis, open_loop, splitmix};
 use load::{floor_commit, preload, queue_events, register_plates};
 
 const SCENARIOS: [&str; 7] = [
@@ -132,6 +132,17 @@ async fn succeeds(request: reqwest::RequestBuilder) -> bool {
         .is_ok_and(|response| response.status().is_success())
 }
 
+/// Sends `request` and gives its JSON answer; anything but a 2xx is an error naming `what`.
+async fn json_answer(request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
+    let response = request.send().await?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("{what}: {status} {body}");
+    }
+    Ok(body)
+}
+
 /// The service under test: the `parkhub` binary built beside this one, so what is measured is
 /// what ships (its allocator included), not a copy of it inside the load generator.
 fn service_binary() -> anyhow::Result<std::path::PathBuf> {
@@ -216,19 +227,12 @@ impl Bench {
     }
 
     async fn post(&self, path: &str, token: &str, body: &Value) -> anyhow::Result<Value> {
-        let response = self
+        let request = self
             .client
             .post(self.url(path))
             .bearer_auth(token)
-            .json(body)
-            .send()
-            .await?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("{path}: {status} {body}");
-        }
-        Ok(body)
+            .json(body);
+        json_answer(request, path).await
     }
 
     /// Lot 12: a car park (1/2) with a default rate; lot 13 for tickets.
@@ -273,6 +277,7 @@ impl Bench {
 
     async fn floor_http(&self) -> anyhow::Result<Row> {
         let url = self.url("/healthz");
+        let cpu = CpuMeter::start(self.child.id());
         let (rate, latency, errors) = closed_loop(self.concurrency, self.duration, |_| {
             succeeds(self.client.get(&url))
         })
@@ -280,9 +285,13 @@ impl Bench {
         Ok(Row {
             name: "floor-http",
             rate,
-            latency: Some(latency),
             errors,
-            notes: format!("GET /healthz, {} concurrent", self.concurrency),
+            notes: format!(
+                "GET /healthz, {} concurrent; {}",
+                self.concurrency,
+                cpu.per_request(latency.len())
+            ),
+            latency: Some(latency),
         })
     }
 
@@ -299,6 +308,7 @@ impl Bench {
         }
         let url = self.url("/api/v1/actions/tickets");
         let counter = AtomicU64::new(0);
+        let cpu = CpuMeter::start(self.child.id());
         let (rate, latency, errors) = closed_loop(64, self.duration, |worker| {
             let n = counter.fetch_add(1, Ordering::Relaxed);
             let body = json!({"eventType": "CreateOrUpdate", "ticketId": format!("bench-{n}"), "parkingLotId": 13,
@@ -308,6 +318,7 @@ impl Bench {
             succeeds(request)
         })
         .await;
+        let cpu = cpu.per_request(latency.len());
         let durability = match self.store.backend() {
             Backend::Sqlite(_) => "SQLite WAL synchronous=FULL, group commit",
             Backend::Postgres(_) => "PostgreSQL synchronous_commit=on",
@@ -317,7 +328,7 @@ impl Bench {
             rate,
             latency: Some(latency),
             errors,
-            notes: format!("64 concurrent, 4 providers; {durability}"),
+            notes: format!("64 concurrent, 4 providers; {durability}; {cpu}"),
         })
     }
 
@@ -329,6 +340,12 @@ impl Bench {
         preload(&self.store, tickets, permits, stays).await?;
         let load_secs = started.elapsed().as_secs_f64();
         let officer = self.token(Role::Enforcement, "bench-officer").await?;
+        // The handhelds' list of every plate allowed at the lot: decided for the whole lot.
+        let listed = Instant::now();
+        let path = "/api/v1/parking-rights/valid-plates?parkingLotId=12&perPage=500";
+        let page = json_answer(self.client.get(self.url(path)).bearer_auth(&officer), path).await?;
+        let list_secs = listed.elapsed().as_secs_f64();
+        let valid = page["meta"]["total"].as_i64().unwrap_or(0);
         let base = self.url("/api/v1/parking-rights");
         let make = |i: u64| {
             let pick = splitmix(i);
@@ -343,10 +360,12 @@ impl Bench {
                 .bearer_auth(&officer)
         };
         let counter = AtomicU64::new(0);
-        let (max_rate, _, errors_max) = closed_loop(self.concurrency, self.duration, |_| {
+        let cpu = CpuMeter::start(self.child.id());
+        let (max_rate, checked, errors_max) = closed_loop(self.concurrency, self.duration, |_| {
             succeeds(make(counter.fetch_add(1, Ordering::Relaxed)))
         })
         .await;
+        let cpu = cpu.per_request(checked.len());
         let target = (max_rate / 2.0).max(1.0);
         let (latency, errors) =
             open_loop(target, self.duration, |i| succeeds(make(1_000_000_000 + i))).await;
@@ -364,7 +383,7 @@ impl Bench {
             latency: Some(latency),
             errors: errors + errors_max + floor_errors,
             notes: format!(
-                "max req/s closed loop; latency at {target:.0}/s (half), where GET /healthz has p99 {floor_p99:.2} ms, p99.9 {floor_p999:.2} ms; preloaded {tickets} tickets, {permits} permits, {stays} stays in {load_secs:.0} s"
+                "max req/s closed loop ({cpu}); latency at {target:.0}/s (half), where GET /healthz has p99 {floor_p99:.2} ms, p99.9 {floor_p999:.2} ms; preloaded {tickets} tickets, {permits} permits, {stays} stays in {load_secs:.0} s; GET valid-plates (first 500 of {valid}) in {list_secs:.2} s"
             ),
         })
     }
