@@ -453,3 +453,74 @@ fn combine(verdicts: &[Verdict]) -> Verdict {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::time::TimeZoneName;
+
+    fn ticket(plate: &str, start: &str, end: Option<&str>) -> RightRow {
+        let micros = |s: &str| to_micros(s.parse::<Timestamp>().unwrap());
+        RightRow {
+            kind: TICKET,
+            plate: plate.to_owned(),
+            key: format!("t-{plate}-{start}"),
+            name: Some("provider".to_owned()),
+            start_at: micros(start),
+            end_at: end.map(micros),
+            seq: Some(1),
+            definition_id: None,
+            time_zone: None,
+            schedule: None,
+            valid_from: None,
+            valid_to: None,
+        }
+    }
+
+    #[test]
+    fn a_lot_is_decided_plate_by_plate_from_rows_in_plate_order() {
+        let lot = Lot {
+            id: 12,
+            name: "Lot".to_owned(),
+            zone_code: 12,
+            time_zone: TimeZoneName::parse("Europe/Stockholm").unwrap(),
+            carpark: None,
+            grace_minutes: 5,
+        };
+        let at: Timestamp = "2025-01-06T11:00:00Z".parse().unwrap();
+        let mut allowed = Allowed::new(lot, at, SignedDuration::from_mins(5));
+        let rows = [
+            // an old right, then a current one: the plate is allowed
+            ticket(
+                "AAA111",
+                "2025-01-06T08:00:00Z",
+                Some("2025-01-06T09:00:00Z"),
+            ),
+            ticket("AAA111", "2025-01-06T10:00:00Z", None),
+            // ended two minutes ago: in grace
+            ticket(
+                "BBB222",
+                "2025-01-06T09:00:00Z",
+                Some("2025-01-06T10:58:00Z"),
+            ),
+            // ended ten minutes ago: not allowed
+            ticket(
+                "CCC333",
+                "2025-01-06T09:00:00Z",
+                Some("2025-01-06T10:50:00Z"),
+            ),
+            // a pseudonymised plate never is listed
+            ticket("~0123456789abcdef", "2025-01-06T10:00:00Z", None),
+            // the last plate is decided when the rows end
+            ticket(
+                "ZZZ999",
+                "2025-01-06T10:30:00Z",
+                Some("2025-01-06T12:00:00Z"),
+            ),
+        ];
+        for row in rows {
+            allowed.push(row).unwrap();
+        }
+        assert_eq!(allowed.finish().unwrap(), ["AAA111", "BBB222", "ZZZ999"]);
+    }
+}
