@@ -30,9 +30,7 @@ impl Fresh {
         };
         let dropped = async {
             let admin = sqlx::PgPool::connect(&admin).await?;
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&admin)
-                .await?;
+            drop_database(&admin, &name).await?;
             admin.close().await;
             anyhow::Ok(())
         };
@@ -40,6 +38,14 @@ impl Fresh {
             eprintln!("parkhub-bench: could not drop the database {name}: {err:#}");
         }
     }
+}
+
+/// Drops database `name` (if it is there), closing whatever sessions it still has.
+async fn drop_database(admin: &sqlx::PgPool, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(admin)
+        .await
+        .map(|_| ())
 }
 
 pub async fn fresh_database(url: Option<&str>) -> anyhow::Result<(String, Fresh)> {
@@ -59,9 +65,8 @@ pub async fn fresh_database(url: Option<&str>) -> anyhow::Result<(String, Fresh)
             let admin = sqlx::PgPool::connect(url)
                 .await
                 .context("connect to PostgreSQL")?;
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&admin)
-                .await?;
+            // One left by an earlier run of the same process id.
+            drop_database(&admin, &name).await?;
             sqlx::query(&format!("CREATE DATABASE {name}"))
                 .execute(&admin)
                 .await?;
