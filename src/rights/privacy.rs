@@ -19,7 +19,7 @@ use crate::{read, write_tx};
 const KEY_SETTING: &str = "pseudonym_key";
 const BATCH: i64 = 1000;
 
-/// What every pseudonym starts with (no plate does: plates are letters and digits).
+/// What every pseudonym starts with (no plate's normal form does: it is letters and digits).
 pub const PSEUDONYM_PREFIX: char = '~';
 
 /// The keyed hash that replaces a plate: `~` and 32 hex digits.

@@ -8,7 +8,9 @@
 //!
 //! That is only right for statements that cannot wait long: point lookups by an index, in WAL
 //! mode, where a reader never waits for the writer. A read here holds no lock across an
-//! `.await`, so at most one connection per thread that reads is ever open at once.
+//! `.await`, so at most one connection per thread that reads is ever open at once. Reads of
+//! many rows use the same connections from a blocking thread instead
+//! ([`super::Store::sqlite_read_blocking`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -19,10 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-
-use crate::http::AppError;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+
+use crate::http::AppError;
 
 pub use errors::{
     describe_unique_violation, from_rusqlite, is_rusqlite_unavailable, is_unavailable,

@@ -158,8 +158,8 @@ where
     (latency, errors)
 }
 
-/// Clock ticks per second in `/proc/<pid>/stat` (USER_HZ: 100 on every Linux the kernel's ABI
-/// allows to differ from it in practice).
+/// Clock ticks per second in `/proc/<pid>/stat`: USER_HZ, which Linux reports to user space
+/// as 100 whatever its internal tick rate.
 const USER_HZ: f64 = 100.0;
 
 /// The CPU time (user and system, all threads) process `pid` has used so far, in seconds;
