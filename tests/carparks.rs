@@ -481,42 +481,15 @@ async fn permits_make_minutes_free(backend: Backend) {
     server.carpark(12, 1, 2, 400).await;
     let equipment = server.equipment("gate", &[12]).await;
     // a weekday 05:00-09:00 permit for the plate at lot 12
-    let (_, tenant) = server
-        .post(
-            "/api/v1/admin/tenants",
-            &server.operator,
-            &json!({"name": "Acme"}),
-        )
-        .await;
-    let (_, definition) = server
-        .post("/api/v1/admin/permit-definitions", &server.operator,
-              &json!({"name": "Mornings", "parkingLotIds": [12], "schedule": [{"days": ["mon","tue","wed","thu","fri"], "from": "05:00", "to": "09:00"}]}))
-        .await;
-    let (_, allocation) = server
-        .post("/api/v1/admin/permit-allocations", &server.operator,
-              &json!({"tenantId": tenant["id"], "permitDefinitionId": definition["id"], "parkingSpacesCount": 5, "permitCount": 5, "validFrom": "2020-01-01", "validTo": "2030-12-31"}))
-        .await;
-    let (status, permit) = server
-        .post("/permit/v3/end_user_permit", tenant["token"].as_str().unwrap(),
-              &json!({"email": "driver@example.com", "permit_allocation_id": allocation["id"], "valid_from": "2020-01-01"}))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{permit}");
-    server
-        .call(
-            Method::PUT,
-            "/api/v1/admin/end-users/driver@example.com",
-            Some(&server.operator),
-            None,
-        )
-        .await;
-    server
-        .call(
-            Method::PUT,
-            "/api/v1/admin/end-users/driver@example.com/vehicles/ABC123",
-            Some(&server.operator),
-            None,
-        )
-        .await;
+    let (tenant, allocation) = common::permits::mornings_at_lot_12(&server).await;
+    common::permits::permit_with_vehicle(
+        &server,
+        &tenant,
+        &allocation,
+        "driver@example.com",
+        "ABC123",
+    )
+    .await;
 
     // Monday 04:00 to 10:00 local: 15 free minutes, 04:15-05:00 and 09:00-10:00 chargeable
     // (105 minutes: two started hours), 05:00-09:00 under the permit

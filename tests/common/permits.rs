@@ -1,9 +1,10 @@
 //! A world for the permit tests: lots 12 and 14, a tenant, a weekday-morning definition, and
-//! helpers to grant allocations and give permits.
+//! helpers to grant allocations and give permits; and the weekday-morning permit the rights
+//! and car-park tests give to a plate.
 
 use jiff::Zoned;
 use jiff::civil::Date;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::{Backend, TestServer};
@@ -94,4 +95,52 @@ impl Setup {
             .await;
         body["issuedPermitCount"].as_i64().unwrap()
     }
+}
+
+/// A tenant ("Acme") with a weekday 05:00-09:00 definition ("Mornings") for lot 12 and an
+/// allocation of five permits from 2020 to 2030: the tenant's token and the allocation's id.
+pub async fn mornings_at_lot_12(server: &TestServer) -> (String, String) {
+    let (status, tenant) = server
+        .post(TENANTS, &server.operator, &json!({"name": "Acme"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{tenant}");
+    let (status, definition) = server
+        .post(DEFINITIONS, &server.operator,
+              &json!({"name": "Mornings", "parkingLotIds": [12], "schedule": [{"days": ["mon","tue","wed","thu","fri"], "from": "05:00", "to": "09:00"}]}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{definition}");
+    let (status, allocation) = server
+        .post(ALLOCATIONS, &server.operator,
+              &json!({"tenantId": tenant["id"], "permitDefinitionId": definition["id"], "parkingSpacesCount": 5, "permitCount": 5, "validFrom": "2020-01-01", "validTo": "2030-12-31"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{allocation}");
+    (
+        tenant["token"].as_str().unwrap().to_owned(),
+        allocation["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A permit of `allocation` for `email` from 2020, and `plate` on that holder's profile: the
+/// permit's id.
+pub async fn permit_with_vehicle(
+    server: &TestServer,
+    tenant: &str,
+    allocation: &str,
+    email: &str,
+    plate: &str,
+) -> String {
+    let (status, permit) = server
+        .post(PERMIT, tenant, &json!({"email": email, "permit_allocation_id": allocation, "valid_from": "2020-01-01"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{permit}");
+    for path in [
+        format!("/api/v1/admin/end-users/{email}"),
+        format!("/api/v1/admin/end-users/{email}/vehicles/{plate}"),
+    ] {
+        let (status, body) = server
+            .call(Method::PUT, &path, Some(&server.operator), None)
+            .await;
+        assert!(status.is_success(), "{path}: {status} {body}");
+    }
+    permit["permit_id"].as_str().unwrap().to_owned()
 }

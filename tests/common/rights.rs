@@ -1,7 +1,7 @@
 //! The world of the parking-rights tests: lots 12 and 14 (zone 123) and 20 (zone 200), a
 //! provider, a gate, an officer and a tenant, and helpers to give and check rights.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::{Backend, TestServer};
@@ -35,27 +35,13 @@ pub async fn world(backend: Backend, configure: impl FnOnce(&mut parkhub::ServeC
     let officer = server
         .token_for(parkhub::principals::Role::Enforcement, "officer-17")
         .await;
-    let (_, tenant) = server
-        .post(
-            "/api/v1/admin/tenants",
-            &server.operator,
-            &json!({"name": "Acme"}),
-        )
-        .await;
-    let (_, definition) = server
-        .post("/api/v1/admin/permit-definitions", &server.operator,
-              &json!({"name": "Mornings", "parkingLotIds": [12], "schedule": [{"days": ["mon","tue","wed","thu","fri"], "from": "05:00", "to": "09:00"}]}))
-        .await;
-    let (_, allocation) = server
-        .post("/api/v1/admin/permit-allocations", &server.operator,
-              &json!({"tenantId": tenant["id"], "permitDefinitionId": definition["id"], "parkingSpacesCount": 5, "permitCount": 5, "validFrom": "2020-01-01", "validTo": "2030-12-31"}))
-        .await;
+    let (tenant, allocation) = super::permits::mornings_at_lot_12(&server).await;
     World {
         officer,
         provider,
         gate,
-        tenant: tenant["token"].as_str().unwrap().to_owned(),
-        allocation: allocation["id"].as_str().unwrap().to_owned(),
+        tenant,
+        allocation,
         server,
     }
 }
@@ -71,28 +57,14 @@ impl World {
     }
 
     pub async fn permit_for(&self, email: &str, plate: &str) -> String {
-        let (status, permit) = self
-            .server
-            .post("/permit/v3/end_user_permit", &self.tenant, &json!({"email": email, "permit_allocation_id": self.allocation, "valid_from": "2020-01-01"}))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{permit}");
-        self.server
-            .call(
-                Method::PUT,
-                &format!("/api/v1/admin/end-users/{email}"),
-                Some(&self.server.operator),
-                None,
-            )
-            .await;
-        self.server
-            .call(
-                Method::PUT,
-                &format!("/api/v1/admin/end-users/{email}/vehicles/{plate}"),
-                Some(&self.server.operator),
-                None,
-            )
-            .await;
-        permit["permit_id"].as_str().unwrap().to_owned()
+        super::permits::permit_with_vehicle(
+            &self.server,
+            &self.tenant,
+            &self.allocation,
+            email,
+            plate,
+        )
+        .await
     }
 
     pub async fn check(&self, query: &str) -> Value {
