@@ -173,19 +173,50 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((user + system) as f64 / USER_HZ)
 }
 
-/// CPU time the service and the load generator spend per request over a measurement: where a
-/// scenario's time goes on a machine both share, which requests/s alone does not say.
+/// The CPU time every PostgreSQL server process on this machine has used so far (their
+/// command name is `postgres`); `None` if there is none. Processes that end in between are
+/// lost, which a benchmark's long-lived connections do not do.
+fn postgres_cpu_seconds() -> Option<f64> {
+    let mut total = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim_end() == "postgres"
+            && let Some(seconds) = cpu_seconds(pid)
+        {
+            total = Some(total.unwrap_or(0.0) + seconds);
+        }
+    }
+    total
+}
+
+/// CPU time the service and the load generator (and a PostgreSQL server on the same machine)
+/// spend per request over a measurement: where a scenario's time goes on a machine they all
+/// share, which requests/s alone does not say.
 pub struct CpuMeter {
     service: u32,
     started: Option<(f64, f64)>,
+    database: Option<f64>,
 }
 
 impl CpuMeter {
-    /// Starts counting for the service's process `service`.
-    pub fn start(service: Option<u32>) -> Self {
+    /// Starts counting for the service's process `service`, and for the local PostgreSQL
+    /// server's processes if `postgres`.
+    pub fn start(service: Option<u32>, postgres: bool) -> Self {
         let service = service.unwrap_or(0);
         let started = cpu_seconds(service).zip(cpu_seconds(std::process::id()));
-        Self { service, started }
+        let database = postgres.then(postgres_cpu_seconds).flatten();
+        Self {
+            service,
+            started,
+            database,
+        }
     }
 
     /// "service N µs CPU/request, load generator M" for `requests` done since the start.
@@ -194,8 +225,12 @@ impl CpuMeter {
         match (self.started, now) {
             (Some((service0, own0)), Some((service1, own1))) if requests > 0 => {
                 let us = |s: f64| s * 1e6 / requests as f64;
+                let database = match self.database.zip(postgres_cpu_seconds()) {
+                    Some((db0, db1)) => format!(", PostgreSQL server {:.1} µs", us(db1 - db0)),
+                    None => String::new(),
+                };
                 format!(
-                    "CPU/request: service {:.1} µs, load generator {:.1} µs",
+                    "CPU/request: service {:.1} µs, load generator {:.1} µs{database}",
                     us(service1 - service0),
                     us(own1 - own0)
                 )

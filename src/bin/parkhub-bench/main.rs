@@ -262,6 +262,13 @@ impl Bench {
         Ok(principals::issue_token(&self.store, principal.id).await?.1)
     }
 
+    /// Counts CPU time from now: the service's, and the PostgreSQL server's when it is the
+    /// database (a meter of every `postgres` process here, so only meaningful on a local one).
+    fn cpu_meter(&self) -> CpuMeter {
+        let postgres = matches!(self.store.backend(), Backend::Postgres(_));
+        CpuMeter::start(self.child.id(), postgres)
+    }
+
     fn server_rss_kib(&self) -> u64 {
         let Some(pid) = self.child.id() else { return 0 };
         std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -277,7 +284,7 @@ impl Bench {
 
     async fn floor_http(&self) -> anyhow::Result<Row> {
         let url = self.url("/healthz");
-        let cpu = CpuMeter::start(self.child.id());
+        let cpu = self.cpu_meter();
         let (rate, latency, errors) = closed_loop(self.concurrency, self.duration, |_| {
             succeeds(self.client.get(&url))
         })
@@ -308,7 +315,7 @@ impl Bench {
         }
         let url = self.url("/api/v1/actions/tickets");
         let counter = AtomicU64::new(0);
-        let cpu = CpuMeter::start(self.child.id());
+        let cpu = self.cpu_meter();
         let (rate, latency, errors) = closed_loop(64, self.duration, |worker| {
             let n = counter.fetch_add(1, Ordering::Relaxed);
             let body = json!({"eventType": "CreateOrUpdate", "ticketId": format!("bench-{n}"), "parkingLotId": 13,
@@ -360,7 +367,7 @@ impl Bench {
                 .bearer_auth(&officer)
         };
         let counter = AtomicU64::new(0);
-        let cpu = CpuMeter::start(self.child.id());
+        let cpu = self.cpu_meter();
         let (max_rate, checked, errors_max) = closed_loop(self.concurrency, self.duration, |_| {
             succeeds(make(counter.fetch_add(1, Ordering::Relaxed)))
         })
