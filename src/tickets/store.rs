@@ -42,47 +42,73 @@ struct UpsertJob {
     now: i64,
 }
 
-/// The most rows in one multi-row upsert. Each size is its own prepared statement, kept in
-/// the writer's statement cache (see `WRITER_STATEMENTS` in the store).
+/// The most rows in one multi-row upsert on SQLite. Each size is its own prepared statement,
+/// kept in the writer's statement cache (see `WRITER_STATEMENTS` in the store).
 pub const UPSERT_MAX_ROWS: usize = 64;
 
 /// The columns bound for each row of [`upsert_sql`], in order.
 const UPSERT_COLUMNS: usize = 12;
 
-/// CreateOrUpdates in one statement: each row is inserted, or replaces every field but
-/// `created_at` of an active ticket; a canceled ticket is left alone. One statement, so
-/// concurrent events on one ticket always leave one consistent row; rows are applied in order,
-/// so (on SQLite, where group commit gathers them) a ticket sent twice in one batch ends as
-/// the later one. Returns (id, provider, ticketId) of every row stored. Written once for both
-/// backends: `placeholder(n)` writes the n-th parameter (from 1) as the backend spells it.
-fn upsert_sql(rows: usize, placeholder: fn(usize) -> String) -> String {
-    use std::fmt::Write;
-    let mut sql = String::from(
+/// The columns a CreateOrUpdate writes, in the order both upserts give them.
+macro_rules! upsert_into {
+    () => {
         "INSERT INTO tickets (provider_id, ticket_id, parking_lot_id, license_raw, license_norm, \
-             start_at, end_at, cost_amount, cost_vat_rate, cost_currency, created_at, updated_at, \
-             status) VALUES ",
-    );
+         start_at, end_at, cost_amount, cost_vat_rate, cost_currency, created_at, updated_at, \
+         status) "
+    };
+}
+
+/// What an upsert does with a ticket that is there already: an active one gets every field
+/// but `created_at` replaced, a canceled one is left alone. Returns (id, provider, ticketId)
+/// of every row stored.
+macro_rules! upsert_conflict {
+    () => {
+        " ON CONFLICT (provider_id, ticket_id) DO UPDATE SET \
+         parking_lot_id = excluded.parking_lot_id, license_raw = excluded.license_raw, \
+         license_norm = excluded.license_norm, start_at = excluded.start_at, \
+         end_at = excluded.end_at, cost_amount = excluded.cost_amount, \
+         cost_vat_rate = excluded.cost_vat_rate, cost_currency = excluded.cost_currency, \
+         updated_at = excluded.updated_at \
+         WHERE tickets.status = 'active' \
+         RETURNING id, provider_id, ticket_id"
+    };
+}
+
+/// CreateOrUpdates in one statement (SQLite): each row is inserted or updated as
+/// `upsert_conflict!` says. One statement, so concurrent events on one ticket always leave
+/// one consistent row; rows are applied in order, so a ticket sent twice in one group commit
+/// ends as the later one.
+fn upsert_sql(rows: usize) -> String {
+    use std::fmt::Write;
+    let mut sql = String::from(concat!(upsert_into!(), "VALUES "));
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
         for column in 0..UPSERT_COLUMNS {
-            let _ = write!(sql, "{}, ", placeholder(row * UPSERT_COLUMNS + column + 1));
+            let _ = write!(sql, "?{}, ", row * UPSERT_COLUMNS + column + 1);
         }
         sql.push_str("'active')");
     }
-    sql.push_str(
-        " ON CONFLICT (provider_id, ticket_id) DO UPDATE SET \
-             parking_lot_id = excluded.parking_lot_id, license_raw = excluded.license_raw, \
-             license_norm = excluded.license_norm, start_at = excluded.start_at, \
-             end_at = excluded.end_at, cost_amount = excluded.cost_amount, \
-             cost_vat_rate = excluded.cost_vat_rate, cost_currency = excluded.cost_currency, \
-             updated_at = excluded.updated_at \
-         WHERE tickets.status = 'active' \
-         RETURNING id, provider_id, ticket_id",
-    );
+    sql.push_str(upsert_conflict!());
     sql
 }
 
-/// A stored row as [`upsert_sql`] returns it.
+/// The same on PostgreSQL, for any number of rows: each column is bound as one array, so a
+/// batch of any size is one prepared statement and a dozen parameters, where a row of
+/// parameters per ticket made every batch size a statement of its own to parse and plan.
+const UPSERT_POSTGRES: &str = concat!(
+    upsert_into!(),
+    "SELECT r.provider_id, r.ticket_id, r.parking_lot_id, r.license_raw, r.license_norm, \
+            r.start_at, r.end_at, r.cost_amount, r.cost_vat_rate, r.cost_currency, r.now, \
+            r.now, 'active' \
+       FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], \
+                   $6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[], $10::TEXT[], \
+                   $11::BIGINT[]) \
+         AS r (provider_id, ticket_id, parking_lot_id, license_raw, license_norm, start_at, \
+               end_at, cost_amount, cost_vat_rate, cost_currency, now)",
+    upsert_conflict!()
+);
+
+/// A stored row as the upserts return it.
 type StoredRow = (i64, i64, String);
 
 /// SQLite: `jobs` in statements of at most [`UPSERT_MAX_ROWS`] rows, each kept prepared.
@@ -92,7 +118,7 @@ fn upsert_sqlite(
 ) -> Result<Vec<StoredRow>, rusqlite::Error> {
     let mut rows = Vec::with_capacity(jobs.len());
     for chunk in jobs.chunks(UPSERT_MAX_ROWS) {
-        let mut statement = conn.prepare_cached(&upsert_sql(chunk.len(), |n| format!("?{n}")))?;
+        let mut statement = conn.prepare_cached(&upsert_sql(chunk.len()))?;
         for (i, job) in chunk.iter().enumerate() {
             let at = i * UPSERT_COLUMNS;
             statement.raw_bind_parameter(at + 1, job.provider_id)?;
@@ -124,24 +150,23 @@ async fn upsert_postgres<'e, E>(
 where
     E: sqlx::Executor<'e, Database = sqlx::Postgres>,
 {
-    let sql = upsert_sql(jobs.len(), |n| format!("${n}"));
-    let mut query = sqlx::query_as::<_, StoredRow>(&sql);
-    for job in jobs {
-        query = query
-            .bind(job.provider_id)
-            .bind(job.ticket_id.as_str())
-            .bind(job.parking_lot_id)
-            .bind(job.license_raw.as_str())
-            .bind(job.license_norm.as_str())
-            .bind(job.start)
-            .bind(job.end)
-            .bind(job.amount)
-            .bind(job.vat_rate)
-            .bind(job.currency.as_deref())
-            .bind(job.now)
-            .bind(job.now);
+    fn column<'j, T>(jobs: &[&'j UpsertJob], field: impl Fn(&'j UpsertJob) -> T) -> Vec<T> {
+        jobs.iter().map(|&job| field(job)).collect()
     }
-    query.fetch_all(executor).await
+    sqlx::query_as::<_, StoredRow>(UPSERT_POSTGRES)
+        .bind(column(jobs, |j| j.provider_id))
+        .bind(column(jobs, |j| j.ticket_id.as_str()))
+        .bind(column(jobs, |j| j.parking_lot_id))
+        .bind(column(jobs, |j| j.license_raw.as_str()))
+        .bind(column(jobs, |j| j.license_norm.as_str()))
+        .bind(column(jobs, |j| j.start))
+        .bind(column(jobs, |j| j.end))
+        .bind(column(jobs, |j| j.amount))
+        .bind(column(jobs, |j| j.vat_rate))
+        .bind(column(jobs, |j| j.currency.as_deref()))
+        .bind(column(jobs, |j| j.now))
+        .fetch_all(executor)
+        .await
 }
 
 impl Job for UpsertJob {
@@ -157,16 +182,15 @@ impl Job for UpsertJob {
     }
 }
 
-/// `jobs` as statements PostgreSQL can run: at most [`UPSERT_MAX_ROWS`] rows each, and no
-/// ticket twice in one (an upsert cannot change a row twice), so a ticket sent twice ends as
-/// the later one. Rows are sorted by key, so concurrent statements lock rows in one order.
+/// `jobs` as statements PostgreSQL can run: no ticket twice in one (an upsert cannot change a
+/// row twice), so a ticket sent twice ends as the later one. Rows are sorted by key, so concurrent statements lock rows in one order.
 fn statements<'a>(jobs: &[&'a UpsertJob]) -> Vec<Vec<&'a UpsertJob>> {
     let mut statements: Vec<Vec<&UpsertJob>> = Vec::new();
     let mut current: Vec<&UpsertJob> = Vec::new();
     let mut keys = std::collections::HashSet::new();
     for &job in jobs {
         let key = (job.provider_id, job.ticket_id.as_str());
-        if current.len() == UPSERT_MAX_ROWS || keys.contains(&key) {
+        if keys.contains(&key) {
             statements.push(std::mem::take(&mut current));
             keys.clear();
         }
@@ -465,13 +489,13 @@ mod tests {
     }
 
     #[test]
-    fn statements_hold_at_most_the_largest_prepared_size() {
-        let jobs: Vec<UpsertJob> = (0..UPSERT_MAX_ROWS * 2 + 1)
+    fn distinct_tickets_are_one_statement_whatever_their_number() {
+        let jobs: Vec<UpsertJob> = (0..UPSERT_MAX_ROWS * 4 + 1)
             .map(|i| job(1, &format!("t{i:04}")))
             .collect();
         let refs: Vec<&UpsertJob> = jobs.iter().collect();
         let sizes: Vec<usize> = statements(&refs).iter().map(Vec::len).collect();
-        assert_eq!(sizes, vec![UPSERT_MAX_ROWS, UPSERT_MAX_ROWS, 1]);
+        assert_eq!(sizes, vec![UPSERT_MAX_ROWS * 4 + 1]);
     }
 
     #[test]
