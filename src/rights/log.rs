@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::read;
 use crate::store::group::Job;
 use crate::store::{Backend, Store, from_rusqlite};
-use crate::{read, write_tx};
 
 /// One check to record.
 pub struct Check<'a> {
@@ -34,39 +34,23 @@ struct Record {
 
 type Row = (String, Option<i64>, Option<i64>, i64, bool, bool, String);
 
-/// Rows in one INSERT, largest first: 9 parameters each, well below either backend's limit.
-const INSERT_SIZES: [usize; 4] = [256, 32, 4, 1];
-
 /// The check log's columns, in the order both writers bind them.
-const COLUMNS: &str = "principal_id, license_norm, parking_lot_id, zone_code, at, allowed, grace, \
-                       kinds, checked_at";
-
-/// One INSERT of many checks (PostgreSQL; SQLite writes one row per statement, see
-/// [`SqliteChecks`]).
-fn insert_rows<'q, DB>(rows: &'q [(i64, i64, &'q Row)]) -> sqlx::QueryBuilder<'q, DB>
-where
-    DB: sqlx::Database,
-    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    let mut insert =
-        sqlx::QueryBuilder::new(format!("INSERT INTO parking_right_checks ({COLUMNS}) "));
-    insert.push_values(rows, |mut values, &(principal_id, now, row)| {
-        values
-            .push_bind(principal_id)
-            .push_bind(row.0.as_str())
-            .push_bind(row.1)
-            .push_bind(row.2)
-            .push_bind(row.3)
-            .push_bind(row.4)
-            .push_bind(row.5)
-            .push_bind(row.6.as_str())
-            .push_bind(now);
-    });
-    insert
+macro_rules! columns {
+    () => {
+        "principal_id, license_norm, parking_lot_id, zone_code, at, allowed, grace, kinds, \
+         checked_at"
+    };
 }
+
+/// Any number of checks in one INSERT on PostgreSQL, each column bound as one array: one
+/// prepared statement and nine parameters whatever the batch (SQLite writes one row per
+/// statement, see [`SqliteChecks`]).
+const INSERT_POSTGRES: &str = concat!(
+    "INSERT INTO parking_right_checks (",
+    columns!(),
+    ") SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[], \
+                            $5::BIGINT[], $6::BOOLEAN[], $7::BOOLEAN[], $8::TEXT[], $9::BIGINT[])"
+);
 
 /// The check log's writer: checks are handed to a task of their own, which gathers them for
 /// [`LINGER`] and writes them in one transaction, so an answer never waits for the disk and a
@@ -215,28 +199,48 @@ async fn write_with_retries(store: &Store, records: Vec<Record>, rows: usize) {
 }
 
 async fn write(store: &Store, records: &Arc<Vec<Record>>) -> Result<(), AppError> {
-    if let Backend::Sqlite(sqlite) = store.backend() {
+    let pool = match store.backend() {
         // In the writer's next batch, one prepared single-row INSERT per check: a multi-row
         // INSERT would have SQLite keep a statement journal of every page it touches.
-        return sqlite.group.submit(SqliteChecks(records.clone())).await;
-    }
-    let rows: Vec<(i64, i64, &Row)> = records
-        .iter()
-        .flat_map(|r| r.rows.iter().map(move |row| (r.principal_id, r.now, row)))
-        .collect();
-    write_tx!(store, |tx| {
-        let mut rest = rows.as_slice();
-        while !rest.is_empty() {
-            // A few statement sizes only, each kept prepared: no batch pays for parsing.
-            let size = INSERT_SIZES
-                .into_iter()
-                .find(|&size| size <= rest.len())
-                .unwrap_or(1);
-            let (chunk, later) = rest.split_at(size.min(rest.len()));
-            insert_rows(chunk).build().execute(&mut *tx).await?;
-            rest = later;
+        Backend::Sqlite(sqlite) => return sqlite.group.submit(SqliteChecks(records.clone())).await,
+        Backend::Postgres(pool) => pool,
+    };
+    let count = records.iter().map(|r| r.rows.len()).sum();
+    let mut principals = Vec::with_capacity(count);
+    let mut plates = Vec::with_capacity(count);
+    let mut lots = Vec::with_capacity(count);
+    let mut zones = Vec::with_capacity(count);
+    let mut at = Vec::with_capacity(count);
+    let mut allowed = Vec::with_capacity(count);
+    let mut grace = Vec::with_capacity(count);
+    let mut kinds = Vec::with_capacity(count);
+    let mut checked_at = Vec::with_capacity(count);
+    for record in records.iter() {
+        for (plate, lot, zone, instant, yes, in_grace, kind) in &record.rows {
+            principals.push(record.principal_id);
+            plates.push(plate.as_str());
+            lots.push(*lot);
+            zones.push(*zone);
+            at.push(*instant);
+            allowed.push(*yes);
+            grace.push(*in_grace);
+            kinds.push(kind.as_str());
+            checked_at.push(record.now);
         }
-    });
+    }
+    // One statement: committed on its own.
+    sqlx::query(INSERT_POSTGRES)
+        .bind(&principals)
+        .bind(&plates)
+        .bind(&lots)
+        .bind(&zones)
+        .bind(&at)
+        .bind(&allowed)
+        .bind(&grace)
+        .bind(&kinds)
+        .bind(&checked_at)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -248,9 +252,10 @@ impl Job for SqliteChecks {
 
     fn run(&self, conn: &rusqlite::Connection) -> Result<(), AppError> {
         let mut insert = conn
-            .prepare_cached(&format!(
-                "INSERT INTO parking_right_checks ({COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            .prepare_cached(concat!(
+                "INSERT INTO parking_right_checks (",
+                columns!(),
+                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
             ))
             .map_err(from_rusqlite)?;
         for record in self.0.iter() {
