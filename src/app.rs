@@ -132,6 +132,8 @@ pub struct Shared {
     pub sockets: SocketLimiter,
     pub breaker: Arc<crate::http::breaker::Breaker>,
     pub check_log: crate::rights::log::CheckLog,
+    /// Lists of valid plates decided lately, for the pages after the first.
+    pub plate_lists: crate::rights::snapshot::Snapshots,
 }
 
 #[derive(utoipa::OpenApi)]
@@ -270,6 +272,7 @@ pub async fn serve_with_store(
         sockets: SocketLimiter::new(config.max_sockets_per_principal),
         breaker: Arc::default(),
         check_log: crate::rights::log::CheckLog::spawn(store.clone()),
+        plate_lists: Default::default(),
         config: Arc::new(config),
         events,
         rate_limiter,

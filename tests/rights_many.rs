@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 backend_tests!(
     batches_answer_up_to_1000_plates,
     valid_plates_for_offline_handhelds,
+    the_pages_of_valid_plates_come_from_one_list,
     every_check_is_logged_and_plates_are_pseudonymised_later,
 );
 
@@ -137,6 +138,38 @@ async fn valid_plates_for_offline_handhelds(backend: Backend) {
         )
         .await;
     assert_eq!(morning["data"], json!(["OLD999", "PRM111"]));
+}
+
+async fn the_pages_of_valid_plates_come_from_one_list(backend: Backend) {
+    let w = world(backend, |_| {}).await;
+    let now = jiff::Timestamp::now();
+    let hour_ago = (now - jiff::SignedDuration::from_hours(1)).to_string();
+    w.ticket("n-1", "NOW111", 12, &hour_ago, None).await;
+    w.ticket("n-2", "NOW222", 12, &hour_ago, None).await;
+    let list = "/api/v1/parking-rights/valid-plates?parkingLotId=12&perPage=1";
+    let (status, first) = w.server.get(list, &w.officer).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["data"], json!(["NOW111"]));
+    assert_eq!(first["meta"]["total"], 2);
+    let at = first["at"].as_str().expect("the instant the list is for");
+    // A third plate gets a right after the first page: the next page, asked for the same
+    // instant, comes from the list the first one did.
+    w.ticket("n-3", "NOW000", 12, &hour_ago, None).await;
+    let same_at = format!("{list}&page=2&at={}", at.replace('+', "%2B"));
+    let (status, second) = w.server.get(&same_at, &w.officer).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(second["data"], json!(["NOW222"]));
+    assert_eq!(second["meta"]["total"], 2);
+    assert_eq!(second["at"], first["at"]);
+    // Another instant is decided afresh and has the new plate.
+    let later = (now + jiff::SignedDuration::from_mins(1)).to_string();
+    let (status, fresh) = w
+        .server
+        .get(&format!("{list}&at={later}"), &w.officer)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{fresh}");
+    assert_eq!(fresh["data"], json!(["NOW000"]));
+    assert_eq!(fresh["meta"]["total"], 3);
 }
 
 async fn every_check_is_logged_and_plates_are_pseudonymised_later(backend: Backend) {

@@ -2,6 +2,7 @@
 //! handhelds that must work offline), and the operator's check log.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use axum::extract::State;
 use jiff::{SignedDuration, Timestamp};
@@ -11,8 +12,10 @@ use utoipa_axum::routes;
 
 use super::gather::{self, RightView};
 use super::log::{self, Check, CheckFilter, CheckView};
+use super::snapshot::{self, PlateList};
 use crate::app::AppState;
 use crate::domain::plate::normal_form;
+use crate::domain::time::to_micros;
 use crate::domain::{DateTimeInput, LicensePlate};
 use crate::http::error::ErrorBody;
 use crate::http::paging::{PageMeta, Paging};
@@ -294,12 +297,14 @@ pub struct PlatePage {
 }
 
 /// Every plate with a right (grace included) at a lot or zone at `at`, paged, for handheld
-/// devices that must keep working offline.
+/// devices that must keep working offline. `at` defaults to now, to the second; the list for
+/// a place and instant is decided once and kept for a minute, so the pages asked with the
+/// `at` the first page answered all come from one list.
 #[utoipa::path(get, path = "/api/v1/parking-rights/valid-plates", tag = "rights",
     params(
         ("parkingLotId" = Option<i64>, Query, minimum = 1, description = "the lot (or zoneCode)"),
         ("zoneCode" = Option<i64>, Query, minimum = 0, description = "every lot with this zone code"),
-        ("at" = Option<String>, Query, description = "ISO 8601; default now"),
+        ("at" = Option<String>, Query, description = "ISO 8601; default now (to the second). Ask the next pages with the `at` the first one answered: they come from the same list"),
         ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000000, description = "1 or more"),
         ("perPage" = Option<i64>, Query, minimum = 1, maximum = 500, description = "1 to 500; default 50"),
     ),
@@ -326,18 +331,29 @@ async fn valid_plates(
         )));
     };
     let lots = lots_of(&state, place).await?;
-    let at = instant(query.get("at"), &lots)?;
-    let mut plates = BTreeSet::new();
-    for lot in &lots {
-        let grace = SignedDuration::from_mins(lot.grace_minutes);
-        plates.extend(gather::allowed_at_lot(&state.store, lot, at, grace).await?);
-    }
-    let total = plates.len() as i64;
-    let data = plates
-        .into_iter()
-        .skip(paging.offset() as usize)
-        .take(paging.per_page as usize)
-        .collect();
+    let at = match query.get("at") {
+        Some(_) => instant(query.get("at"), &lots)?,
+        None => snapshot::this_second(Timestamp::now()),
+    };
+    let key = match place {
+        Place::Lot(id) => (false, id, to_micros(at)),
+        Place::Zone(zone) => (true, zone, to_micros(at)),
+    };
+    let list = match state.plate_lists.get(&key) {
+        Some(list) => list,
+        None => {
+            let mut plates = BTreeSet::new();
+            for lot in &lots {
+                let grace = SignedDuration::from_mins(lot.grace_minutes);
+                plates.extend(gather::allowed_at_lot(&state.store, lot, at, grace).await?);
+            }
+            let list = Arc::new(PlateList::from_sorted(plates.iter().map(String::as_str)));
+            state.plate_lists.put(key, list.clone());
+            list
+        }
+    };
+    let total = list.len() as i64;
+    let data = list.page(paging.offset() as usize, paging.per_page as usize);
     Ok(Json(PlatePage {
         status: "ok",
         at: lots[0].time_zone.render(at),

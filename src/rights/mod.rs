@@ -6,5 +6,6 @@ pub mod decide;
 pub mod gather;
 pub mod log;
 pub mod privacy;
+pub mod snapshot;
 
 pub use api::routes;

@@ -23,13 +23,20 @@ const MAX_ENTRIES: usize = 10_000;
 pub struct TtlMap<K, V> {
     entries: Mutex<HashMap<K, (V, Instant)>>,
     fresh_for: Duration,
+    most: usize,
 }
 
 impl<K: Hash + Eq, V: Clone> TtlMap<K, V> {
     pub fn new(fresh_for: Duration) -> Self {
+        Self::holding(fresh_for, MAX_ENTRIES)
+    }
+
+    /// One that holds at most `most` entries (for large values).
+    pub fn holding(fresh_for: Duration, most: usize) -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
             fresh_for,
+            most: most.max(1),
         }
     }
 
@@ -45,7 +52,10 @@ impl<K: Hash + Eq, V: Clone> TtlMap<K, V> {
             return;
         }
         if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= MAX_ENTRIES {
+            if entries.len() >= self.most {
+                entries.retain(|_, (_, at)| at.elapsed() < self.fresh_for);
+            }
+            if entries.len() >= self.most {
                 entries.clear();
             }
             entries.insert(key, (value, Instant::now()));
@@ -85,6 +95,23 @@ mod tests {
         }
         assert_eq!(map.get(&MAX_ENTRIES), Some(MAX_ENTRIES));
         assert_eq!(map.get(&0), None);
+    }
+
+    #[test]
+    fn a_full_map_drops_stale_entries_first() {
+        let map = TtlMap::holding(Duration::from_millis(50), 2);
+        map.put("old", 1);
+        std::thread::sleep(Duration::from_millis(60));
+        map.put("a", 2);
+        map.put("b", 3);
+        assert_eq!((map.get(&"a"), map.get(&"b")), (Some(2), Some(3)));
+        map.put("c", 4);
+        assert_eq!(map.get(&"c"), Some(4));
+        assert_eq!(
+            map.entries.lock().map(|e| e.len()).ok(),
+            Some(1),
+            "full: started over"
+        );
     }
 
     #[test]
