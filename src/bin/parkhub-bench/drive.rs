@@ -196,6 +196,42 @@ fn postgres_cpu_seconds() -> Option<f64> {
     total
 }
 
+/// The machine's CPU time so far from `/proc/stat`, in clock ticks: (busy, all), where idle
+/// and waiting for I/O are not busy.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let times: Vec<u64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let all: u64 = times.iter().take(8).sum();
+    let idle = times.get(3)? + times.get(4)?;
+    Some((all - idle, all))
+}
+
+/// How busy the machine's cores are over a measurement, whoever keeps them busy.
+pub struct BusyMeter(Option<(u64, u64)>);
+
+impl BusyMeter {
+    pub fn start() -> Self {
+        Self(machine_ticks())
+    }
+
+    /// "cores N% busy" since the start.
+    pub fn busy(&self) -> String {
+        match self.0.zip(machine_ticks()) {
+            Some(((busy0, all0), (busy1, all1))) if all1 > all0 => format!(
+                "cores {:.0}% busy",
+                (busy1 - busy0) as f64 * 100.0 / (all1 - all0) as f64
+            ),
+            _ => "cores' use not measured".to_owned(),
+        }
+    }
+}
+
 /// CPU time the service and the load generator (and a PostgreSQL server on the same machine)
 /// spend per request over a measurement: where a scenario's time goes on a machine they all
 /// share, which requests/s alone does not say.

@@ -22,7 +22,7 @@ mod drive;
 mod load;
 
 use database::fresh_database;
-use drive::{CpuMeter, Row, closed_loop, histogram, millis, open_loop, splitmix};
+use drive::{BusyMeter, CpuMeter, Row, closed_loop, histogram, millis, open_loop, splitmix};
 use load::{floor_commit, preload, queue_events, register_plates};
 
 const SCENARIOS: [&str; 7] = [
@@ -141,6 +141,34 @@ async fn json_answer(request: reqwest::RequestBuilder, what: &str) -> anyhow::Re
         bail!("{what}: {status} {body}");
     }
     Ok(body)
+}
+
+/// How long requests took inside the service between two readings of its histogram: "in the
+/// service p99 <= X ms, p99.9 <= Y ms", bucket bounds, the rest of a request's time being
+/// spent outside the handlers (connection, scheduling, the load generator).
+fn inside_service(before: &[(f64, u64)], after: &[(f64, u64)]) -> String {
+    let counts: Vec<(f64, u64)> = after
+        .iter()
+        .map(|&(bound, n)| {
+            let earlier = before.iter().find(|b| b.0 == bound).map_or(0, |b| b.1);
+            (bound, n.saturating_sub(earlier))
+        })
+        .collect();
+    let total = counts.last().map_or(0, |c| c.1);
+    let bound = |q: f64| {
+        counts
+            .iter()
+            .find(|c| c.1 as f64 >= q * total as f64)
+            .map_or(f64::INFINITY, |c| c.0 * 1000.0)
+    };
+    if total == 0 {
+        return "in the service: not measured".to_owned();
+    }
+    format!(
+        "in the service p99 <= {} ms, p99.9 <= {} ms",
+        bound(0.99),
+        bound(0.999)
+    )
 }
 
 /// The service under test: the `parkhub` binary built beside this one, so what is measured is
@@ -269,6 +297,35 @@ impl Bench {
         CpuMeter::start(self.child.id(), postgres)
     }
 
+    /// The service's own latency histogram of `GET route` from `/metrics`: (upper bound in
+    /// seconds, requests so far at most that long), as Prometheus counts them.
+    async fn service_histogram(&self, route: &str) -> anyhow::Result<Vec<(f64, u64)>> {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let labels = format!("method=\"GET\",route=\"{route}\"}}");
+        let mut buckets = Vec::new();
+        for line in text.lines() {
+            let Some(rest) =
+                line.strip_prefix("parkhub_http_request_duration_seconds_bucket{le=\"")
+            else {
+                continue;
+            };
+            let Some((bound, rest)) = rest.split_once("\",") else {
+                continue;
+            };
+            let Some(count) = rest.strip_prefix(labels.as_str()) else {
+                continue;
+            };
+            buckets.push((bound.parse()?, count.trim().parse()?));
+        }
+        Ok(buckets)
+    }
+
     fn server_rss_kib(&self) -> u64 {
         let Some(pid) = self.child.id() else { return 0 };
         std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -353,6 +410,22 @@ impl Bench {
         let page = json_answer(self.client.get(self.url(path)).bearer_auth(&officer), path).await?;
         let list_secs = listed.elapsed().as_secs_f64();
         let valid = page["meta"]["total"].as_i64().unwrap_or(0);
+        // The next page, asked for the instant the first one answered: from the same list.
+        let at = page["at"].as_str().unwrap_or_default().replace('+', "%2B");
+        let next = format!("{path}&page=2&at={at}");
+        let listed = Instant::now();
+        let second = json_answer(
+            self.client.get(self.url(&next)).bearer_auth(&officer),
+            &next,
+        )
+        .await?;
+        let next_ms = listed.elapsed().as_secs_f64() * 1000.0;
+        if second["meta"]["total"] != page["meta"]["total"] {
+            bail!(
+                "valid-plates: page 2 counts {} plates, page 1 {valid}",
+                second["meta"]["total"]
+            );
+        }
         let base = self.url("/api/v1/parking-rights");
         let make = |i: u64| {
             let pick = splitmix(i);
@@ -374,15 +447,22 @@ impl Bench {
         .await;
         let cpu = cpu.per_request(checked.len());
         let target = (max_rate / 2.0).max(1.0);
+        let route = "/api/v1/parking-rights";
+        let before = self.service_histogram(route).await?;
+        let cores = BusyMeter::start();
         let (latency, errors) =
             open_loop(target, self.duration, |i| succeeds(make(1_000_000_000 + i))).await;
+        let busy = cores.busy();
+        let inside = inside_service(&before, &self.service_histogram(route).await?);
         // The same arrival rate on GET /healthz: the latency this machine, the load generator
         // and the HTTP stack add to any request at that rate, the floor under the figure above.
         let healthz = self.url("/healthz");
+        let cores = BusyMeter::start();
         let (floor, floor_errors) = open_loop(target, self.duration, |_| {
             succeeds(self.client.get(&healthz))
         })
         .await;
+        let floor_busy = cores.busy();
         let (floor_p99, floor_p999) = (millis(&floor, 0.99), millis(&floor, 0.999));
         Ok(Row {
             name: "rights-check",
@@ -390,7 +470,7 @@ impl Bench {
             latency: Some(latency),
             errors: errors + errors_max + floor_errors,
             notes: format!(
-                "max req/s closed loop ({cpu}); latency at {target:.0}/s (half), where GET /healthz has p99 {floor_p99:.2} ms, p99.9 {floor_p999:.2} ms; preloaded {tickets} tickets, {permits} permits, {stays} stays in {load_secs:.0} s; GET valid-plates (first 500 of {valid}) in {list_secs:.2} s"
+                "max req/s closed loop ({cpu}); latency at {target:.0}/s (half), {busy}, {inside}, where GET /healthz has p99 {floor_p99:.2} ms, p99.9 {floor_p999:.2} ms, {floor_busy}; preloaded {tickets} tickets, {permits} permits, {stays} stays in {load_secs:.0} s; GET valid-plates (first 500 of {valid}) in {list_secs:.2} s, the next page in {next_ms:.1} ms"
             ),
         })
     }
