@@ -133,7 +133,7 @@ pub struct Shared {
     pub breaker: Arc<crate::http::breaker::Breaker>,
     pub check_log: crate::rights::log::CheckLog,
     /// Lists of valid plates decided lately, for the pages after the first.
-    pub plate_lists: crate::rights::snapshot::Snapshots,
+    pub plate_lists: Arc<crate::rights::snapshot::Snapshots>,
 }
 
 #[derive(utoipa::OpenApi)]

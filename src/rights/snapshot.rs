@@ -6,7 +6,8 @@
 //! device paged. Now the first page's list is kept for [`KEPT_FOR`] under its place and
 //! instant: the pages asked with the `at` the first page answered come from that one list.
 //! Each instance keeps its own lists (another instance decides once for itself); at most
-//! [`MOST`] are held, so a burst of distinct instants costs decisions, never memory.
+//! [`MOST`] are held, so a burst of distinct instants costs decisions, never memory, and a
+//! list is freed a moment after it goes stale.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,8 +80,16 @@ impl Snapshots {
         self.0.get(key)
     }
 
-    pub fn put(&self, key: Key, list: Arc<PlateList>) {
+    /// Keeps `list`, and frees it once it is stale even if no request comes to find out.
+    pub fn put(self: &Arc<Self>, key: Key, list: Arc<PlateList>) {
         self.0.put(key, list);
+        let snapshots = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(KEPT_FOR + Duration::from_secs(1)).await;
+            if let Some(snapshots) = snapshots.upgrade() {
+                snapshots.0.forget_stale();
+            }
+        });
     }
 }
 

@@ -53,12 +53,20 @@ impl<K: Hash + Eq, V: Clone> TtlMap<K, V> {
         }
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= self.most {
-                entries.retain(|_, (_, at)| at.elapsed() < self.fresh_for);
+                let fresh_for = self.fresh_for;
+                entries.retain(|_, (_, at)| at.elapsed() < fresh_for);
             }
             if entries.len() >= self.most {
                 entries.clear();
             }
             entries.insert(key, (value, Instant::now()));
+        }
+    }
+
+    /// Forgets the entries that are no longer fresh.
+    pub fn forget_stale(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, (_, at)| at.elapsed() < self.fresh_for);
         }
     }
 
