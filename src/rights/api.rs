@@ -332,7 +332,7 @@ async fn valid_plates(
     };
     let lots = lots_of(&state, place).await?;
     let at = match query.get("at") {
-        Some(_) => instant(query.get("at"), &lots)?,
+        Some(text) => instant(Some(text), &lots)?,
         None => snapshot::this_second(Timestamp::now()),
     };
     let key = match place {

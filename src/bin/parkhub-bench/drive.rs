@@ -275,3 +275,31 @@ impl CpuMeter {
         }
     }
 }
+
+/// How long requests took inside the service between two readings of its histogram: "in the
+/// service p99 <= X ms, p99.9 <= Y ms", bucket bounds, the rest of a request's time being
+/// spent outside the handlers (connection, scheduling, the load generator).
+pub fn inside_service(before: &[(f64, u64)], after: &[(f64, u64)]) -> String {
+    let counts: Vec<(f64, u64)> = after
+        .iter()
+        .map(|&(bound, n)| {
+            let earlier = before.iter().find(|b| b.0 == bound).map_or(0, |b| b.1);
+            (bound, n.saturating_sub(earlier))
+        })
+        .collect();
+    let total = counts.last().map_or(0, |c| c.1);
+    let bound = |q: f64| {
+        counts
+            .iter()
+            .find(|c| c.1 as f64 >= q * total as f64)
+            .map_or(f64::INFINITY, |c| c.0 * 1000.0)
+    };
+    if total == 0 {
+        return "in the service: not measured".to_owned();
+    }
+    format!(
+        "in the service p99 <= {} ms, p99.9 <= {} ms",
+        bound(0.99),
+        bound(0.999)
+    )
+}

@@ -3,27 +3,24 @@
 //! one table. Latency scenarios run at a constant arrival rate (open model): each request's
 //! latency counts from when it was due, so a slow server cannot hide behind a slow client.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use futures_util::StreamExt;
 use parkhub::principals::{Role, store as principals};
 use parkhub::store::{Backend, Store, StoreOptions};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::Mutex;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 mod database;
 mod drive;
+mod events;
 mod load;
 
 use database::fresh_database;
-use drive::{BusyMeter, CpuMeter, Row, closed_loop, histogram, millis, open_loop, splitmix};
-use load::{floor_commit, preload, queue_events, register_plates};
+use drive::{BusyMeter, CpuMeter, Row, closed_loop, inside_service, millis, open_loop, splitmix};
+use load::{floor_commit, preload};
 
 const SCENARIOS: [&str; 7] = [
     "floor-http",
@@ -141,34 +138,6 @@ async fn json_answer(request: reqwest::RequestBuilder, what: &str) -> anyhow::Re
         bail!("{what}: {status} {body}");
     }
     Ok(body)
-}
-
-/// How long requests took inside the service between two readings of its histogram: "in the
-/// service p99 <= X ms, p99.9 <= Y ms", bucket bounds, the rest of a request's time being
-/// spent outside the handlers (connection, scheduling, the load generator).
-fn inside_service(before: &[(f64, u64)], after: &[(f64, u64)]) -> String {
-    let counts: Vec<(f64, u64)> = after
-        .iter()
-        .map(|&(bound, n)| {
-            let earlier = before.iter().find(|b| b.0 == bound).map_or(0, |b| b.1);
-            (bound, n.saturating_sub(earlier))
-        })
-        .collect();
-    let total = counts.last().map_or(0, |c| c.1);
-    let bound = |q: f64| {
-        counts
-            .iter()
-            .find(|c| c.1 as f64 >= q * total as f64)
-            .map_or(f64::INFINITY, |c| c.0 * 1000.0)
-    };
-    if total == 0 {
-        return "in the service: not measured".to_owned();
-    }
-    format!(
-        "in the service p99 <= {} ms, p99.9 <= {} ms",
-        bound(0.99),
-        bound(0.999)
-    )
 }
 
 /// The service under test: the `parkhub` binary built beside this one, so what is measured is
@@ -473,173 +442,5 @@ impl Bench {
                 "max req/s closed loop ({cpu}); latency at {target:.0}/s (half), {busy}, {inside}, where GET /healthz has p99 {floor_p99:.2} ms, p99.9 {floor_p999:.2} ms, {floor_busy}; preloaded {tickets} tickets, {permits} permits, {stays} stays in {load_secs:.0} s; GET valid-plates (first 500 of {valid}) in {list_secs:.2} s, the next page in {next_ms:.1} ms"
             ),
         })
-    }
-
-    async fn event_latency(&self) -> anyhow::Result<Row> {
-        let provider = self.token(Role::Provider, "latency").await?;
-        let gate = self.token(Role::Equipment, "latency-gate").await?;
-        let rate = 1000.0;
-        let n = (rate * self.duration.as_secs_f64()) as u64;
-        // register the plates in bulk (SQL), then subscribe
-        register_plates(&self.store, &self.provider_id("latency").await?, "EV", n).await?;
-        let mut socket = self.subscribe(&provider, "?after=latest").await?;
-        let arrivals: Arc<Mutex<std::collections::HashMap<String, Instant>>> = Arc::default();
-        let reader = {
-            let arrivals = arrivals.clone();
-            tokio::spawn(async move {
-                while let Some(Ok(message)) = socket.next().await {
-                    let now = Instant::now();
-                    if let Ok(text) = message.to_text()
-                        && let Ok(frame) = serde_json::from_str::<Value>(text)
-                        && let Some(id) = frame.get("EventID").and_then(Value::as_str)
-                    {
-                        arrivals.lock().await.insert(id.to_owned(), now);
-                    }
-                }
-            })
-        };
-        let acks: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
-        let url = self.url("/api/v1/carparks/entries");
-        let (_, errors) = open_loop(rate, self.duration, |i| {
-            let body = json!({"facilityNo": 1, "carparkNo": 2, "ticketNo": format!("EV{i:07}"), "ticketType": 4});
-            let request = self.client.post(&url).bearer_auth(&gate).json(&body);
-            let acks = acks.clone();
-            async move {
-                let Ok(response) = request.send().await else { return false };
-                let done = Instant::now();
-                let ok = response.status().is_success();
-                if let Ok(body) = response.json::<Value>().await
-                    && let Some(id) = body.get("eventId").and_then(Value::as_str)
-                {
-                    acks.lock().await.push((id.to_owned(), done));
-                }
-                ok
-            }
-        })
-        .await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        reader.abort();
-        let arrivals = arrivals.lock().await;
-        let mut latency = histogram();
-        let mut missing = 0;
-        for (id, acked) in acks.lock().await.iter() {
-            match arrivals.get(id) {
-                Some(arrived) => {
-                    let us = arrived.saturating_duration_since(*acked).as_micros() as u64;
-                    latency.record(us.max(1)).ok();
-                }
-                None => missing += 1,
-            }
-        }
-        Ok(Row {
-            name: "event-latency",
-            rate,
-            latency: Some(latency),
-            errors: errors + missing,
-            notes: format!(
-                "entries at {rate:.0}/s; time from the 2xx to the frame; {missing} frames missing"
-            ),
-        })
-    }
-
-    async fn provider_id(&self, provider: &str) -> anyhow::Result<i64> {
-        Ok(
-            principals::find_or_create(&self.store, Role::Provider, provider)
-                .await?
-                .id,
-        )
-    }
-
-    async fn subscribe(
-        &self,
-        token: &str,
-        query: &str,
-    ) -> anyhow::Result<
-        tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-        >,
-    > {
-        let url = format!(
-            "{}/api/TransactionMonitor{query}",
-            self.base.replacen("http", "ws", 1)
-        );
-        let mut request = url.into_client_request()?;
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse()?);
-        Ok(tokio_tungstenite::connect_async(request).await?.0)
-    }
-
-    async fn event_replay(&self) -> anyhow::Result<Row> {
-        let count = ((100_000.0 * self.scale) as i64).max(100);
-        let provider = self.token(Role::Provider, "replay").await?;
-        let provider_id = self.provider_id("replay").await?;
-        queue_events(&self.store, provider_id, count).await?;
-        let started = Instant::now();
-        let mut socket = self.subscribe(&provider, "").await?;
-        let mut received = 0;
-        while received < count {
-            match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
-                Ok(Some(Ok(message))) if message.is_text() => {
-                    if !message.to_text().unwrap_or("").contains("Heartbeat") {
-                        received += 1;
-                    }
-                }
-                Ok(Some(Ok(_))) => {}
-                _ => break,
-            }
-        }
-        let secs = started.elapsed().as_secs_f64();
-        Ok(Row {
-            name: "event-replay",
-            rate: received as f64 / secs,
-            latency: None,
-            errors: (count - received) as u64,
-            notes: format!("{received} queued events delivered in {secs:.2} s (events/s)"),
-        })
-    }
-
-    async fn idle_sockets(&self) -> anyhow::Result<Row> {
-        let count = ((10_000.0 * self.scale) as usize).max(10);
-        let before = self.server_rss_kib();
-        let provider = self.token(Role::Provider, "idle").await?;
-        let mut sockets = Vec::with_capacity(count);
-        let mut failed = 0u64;
-        for chunk in 0..count.div_ceil(200) {
-            let n = 200.min(count - chunk * 200);
-            let opened = futures_util::future::join_all(
-                (0..n).map(|_| self.subscribe(&provider, "?after=latest&subscription=idle")),
-            )
-            .await;
-            for socket in opened {
-                match socket {
-                    Ok(s) => sockets.push(s),
-                    Err(err) => {
-                        // Say why the first one failed: a count alone cannot be chased.
-                        if failed == 0 {
-                            eprintln!("idle-sockets: a socket did not open: {err:#}");
-                        }
-                        failed += 1;
-                    }
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let loaded = self.server_rss_kib();
-        let row = Row {
-            name: "idle-sockets",
-            rate: sockets.len() as f64,
-            latency: None,
-            errors: failed,
-            notes: format!(
-                "{} sockets open: server RSS {:.1} MiB ({:.1} MiB before they opened; {:.1} MiB idle at start); req/s column = sockets",
-                sockets.len(),
-                loaded as f64 / 1024.0,
-                before as f64 / 1024.0,
-                self.idle_rss_kib as f64 / 1024.0
-            ),
-        };
-        drop(sockets);
-        Ok(row)
     }
 }
