@@ -222,6 +222,23 @@ async fn every_check_is_logged_and_plates_are_pseudonymised_later(backend: Backe
         )
         .await;
     assert_eq!(by_lot["meta"]["total"], 1);
+    // every filter at once: each value bound to its own condition
+    let all = "/api/v1/admin/parking-right-checks?licenseNumber=NOW111&parkingLotId=12\
+               &from=2000-01-01T00:00:00Z&to=2099-01-01T00:00:00Z";
+    let (status, both) = w.server.get(all, &w.server.operator).await;
+    assert_eq!(status, StatusCode::OK, "{both}");
+    assert_eq!(both["meta"]["total"], 1, "{both}");
+    assert_eq!(both["data"][0]["parkingLotId"], 12);
+    let before = all.replace("to=2099", "to=2001");
+    assert_eq!(
+        w.server.get(&before, &w.server.operator).await.1["meta"]["total"],
+        0
+    );
+    let other_lot = all.replace("parkingLotId=12", "parkingLotId=13");
+    assert_eq!(
+        w.server.get(&other_lot, &w.server.operator).await.1["meta"]["total"],
+        0
+    );
     let (_, later) = w
         .server
         .get(

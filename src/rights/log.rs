@@ -322,40 +322,91 @@ pub struct CheckFilter {
     pub to: Option<Timestamp>,
 }
 
-/// A page of checks, newest first, and how many match.
+/// A value a filter binds.
+enum Param<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+impl CheckFilter {
+    /// The conditions of the filters given (`$1`, `$2` … in order) and what they bind: a
+    /// filter not given is left out of the SQL rather than written as `$n IS NULL OR …`,
+    /// which no planner answers from an index (SQLite scanned the whole log for any filter).
+    fn conditions(&self) -> (String, Vec<Param<'_>>) {
+        let given = [
+            ("c.license_norm = ", self.plate.as_deref().map(Param::Text)),
+            ("c.parking_lot_id = ", self.parking_lot_id.map(Param::Int)),
+            (
+                "c.checked_at >= ",
+                self.from.map(|t| Param::Int(to_micros(t))),
+            ),
+            ("c.checked_at < ", self.to.map(|t| Param::Int(to_micros(t)))),
+        ];
+        let mut sql = String::new();
+        let mut params = Vec::new();
+        for (condition, param) in given {
+            let Some(param) = param else { continue };
+            params.push(param);
+            sql.push_str(if params.len() == 1 {
+                " WHERE "
+            } else {
+                " AND "
+            });
+            sql.push_str(&format!("{condition}${}", params.len()));
+        }
+        (sql, params)
+    }
+
+    /// The page's statement (newest first; `LIMIT` and `OFFSET` the last two parameters),
+    /// the count's, and the filters' parameters.
+    fn statements(&self) -> (String, String, Vec<Param<'_>>) {
+        let (conditions, params) = self.conditions();
+        let limit = params.len() + 1;
+        let page = format!(
+            "SELECT c.id, c.principal_id, p.name AS principal_name, c.license_norm, \
+                    c.parking_lot_id, c.zone_code, c.at, c.allowed, c.grace, c.kinds, c.checked_at \
+             FROM parking_right_checks c LEFT JOIN principals p ON p.id = c.principal_id\
+             {conditions} ORDER BY c.checked_at DESC, c.id DESC LIMIT ${limit} OFFSET ${}",
+            limit + 1
+        );
+        let count = format!("SELECT COUNT(*) FROM parking_right_checks c{conditions}");
+        (page, count, params)
+    }
+}
+
+/// Binds `$params` to `$query` in order.
+macro_rules! bind_all {
+    ($query:expr, $params:expr) => {{
+        let mut query = $query;
+        for param in $params {
+            query = match *param {
+                Param::Text(text) => query.bind(text),
+                Param::Int(int) => query.bind(int),
+            };
+        }
+        query
+    }};
+}
+
+/// A page of checks, newest first, and how many match. Each filter has an index that also
+/// gives the order ((plate | lot, checked_at), checked_at), so a page and its count read only
+/// the checks that match.
 pub async fn list(
     store: &Store,
     filter: &CheckFilter,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<CheckView>, i64), AppError> {
-    const WHERE: &str = "($1 IS NULL OR c.license_norm = $1) AND ($2 IS NULL OR c.parking_lot_id = $2) \
-         AND ($3 IS NULL OR c.checked_at >= $3) AND ($4 IS NULL OR c.checked_at < $4)";
-    let (from, to) = (filter.from.map(to_micros), filter.to.map(to_micros));
+    let (page_sql, count_sql, params) = filter.statements();
     let (rows, total): (Vec<CheckRow>, i64) = read!(store, |db| {
-        let rows = sqlx::query_as(&format!(
-            "SELECT c.id, c.principal_id, p.name AS principal_name, c.license_norm, c.parking_lot_id, \
-                    c.zone_code, c.at, c.allowed, c.grace, c.kinds, c.checked_at \
-             FROM parking_right_checks c LEFT JOIN principals p ON p.id = c.principal_id \
-             WHERE {WHERE} ORDER BY c.id DESC LIMIT $5 OFFSET $6"
-        ))
-        .bind(filter.plate.as_deref())
-        .bind(filter.parking_lot_id)
-        .bind(from)
-        .bind(to)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(db)
-        .await?;
-        let total = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM parking_right_checks c WHERE {WHERE}"
-        ))
-        .bind(filter.plate.as_deref())
-        .bind(filter.parking_lot_id)
-        .bind(from)
-        .bind(to)
-        .fetch_one(db)
-        .await?;
+        let rows = bind_all!(sqlx::query_as(&page_sql), &params)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(db)
+            .await?;
+        let total = bind_all!(sqlx::query_scalar(&count_sql), &params)
+            .fetch_one(db)
+            .await?;
         (rows, total)
     });
     let views = rows
@@ -380,4 +431,85 @@ pub async fn list(
         })
         .collect();
     Ok((views, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreOptions;
+
+    /// Every combination of the four filters.
+    fn filters() -> Vec<CheckFilter> {
+        (0..16u8)
+            .map(|bits| CheckFilter {
+                plate: (bits & 1 != 0).then(|| "ABC123".to_owned()),
+                parking_lot_id: (bits & 2 != 0).then_some(12),
+                from: (bits & 4 != 0).then_some(Timestamp::UNIX_EPOCH),
+                to: (bits & 8 != 0).then(Timestamp::now),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_the_filters_given_are_in_the_sql_numbered_in_order() {
+        let filter = CheckFilter {
+            plate: Some("ABC123".to_owned()),
+            parking_lot_id: None,
+            from: None,
+            to: Some(Timestamp::UNIX_EPOCH),
+        };
+        let (page, count, params) = filter.statements();
+        assert!(
+            page.contains(" WHERE c.license_norm = $1 AND c.checked_at < $2 ORDER BY"),
+            "{page}"
+        );
+        assert!(page.ends_with("LIMIT $3 OFFSET $4"), "{page}");
+        assert!(
+            count.ends_with(" WHERE c.license_norm = $1 AND c.checked_at < $2"),
+            "{count}"
+        );
+        assert!(matches!(params[..], [Param::Text("ABC123"), Param::Int(0)]));
+        let none = CheckFilter::default();
+        let (page, count, params) = none.statements();
+        assert!(!page.contains("WHERE") && !count.contains("WHERE"));
+        assert!(page.ends_with("LIMIT $1 OFFSET $2"), "{page}");
+        assert!(params.is_empty());
+    }
+
+    /// SQLite's plan for `sql` with `params` (and two more for `LIMIT`/`OFFSET` if asked for).
+    async fn plan(store: &Store, sql: String, params: Vec<Option<i64>>) -> Vec<String> {
+        store
+            .sqlite_read_blocking(move |conn| {
+                let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                let params = rusqlite::params_from_iter(params);
+                statement
+                    .query_map(params, |row| row.get::<_, String>(3))?
+                    .collect()
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_filter_reads_an_index_in_the_order_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("log.db").display());
+        let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
+        for filter in filters() {
+            let (page, count, params) = filter.statements();
+            let values = |extra: usize| vec![Some(1); params.len() + extra];
+            let page_plan = plan(&store, page, values(2)).await;
+            assert!(
+                page_plan.iter().any(|step| step.contains("INDEX"))
+                    && !page_plan.iter().any(|step| step.contains("TEMP B-TREE")),
+                "{filter:?}: the page is read from an index in its order: {page_plan:?}"
+            );
+            let count_plan = plan(&store, count, values(0)).await;
+            let given = !params.is_empty();
+            assert!(
+                count_plan.iter().any(|step| step.starts_with("SEARCH")) == given,
+                "{filter:?}: the count searches an index when filtered: {count_plan:?}"
+            );
+        }
+    }
 }
