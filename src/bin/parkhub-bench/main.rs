@@ -365,6 +365,18 @@ impl Bench {
         })
     }
 
+    /// Times one operator GET of a paged list: milliseconds, and the total it counts.
+    async fn timed_total(&self, path: &str) -> anyhow::Result<(f64, i64)> {
+        let started = Instant::now();
+        let page = json_answer(
+            self.client.get(self.url(path)).bearer_auth(&self.operator),
+            path,
+        )
+        .await?;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        Ok((ms, page["meta"]["total"].as_i64().unwrap_or(0)))
+    }
+
     async fn rights_check(&self) -> anyhow::Result<Row> {
         let tickets = (1_000_000.0 * self.scale) as i64;
         let permits = (100_000.0 * self.scale) as i64;
@@ -396,16 +408,18 @@ impl Bench {
             );
         }
         let base = self.url("/api/v1/parking-rights");
-        let make = |i: u64| {
+        let plate = |i: u64| {
             let pick = splitmix(i);
-            let plate = match pick % 6 {
+            match pick % 6 {
                 0 | 1 => format!("TK{:07}", (pick >> 8) % tickets.max(1) as u64),
                 2 => format!("PM{:07}", (pick >> 8) % permits.max(1) as u64),
                 _ if pick % 6 == 3 && stays > 0 => format!("TX{:07}", (pick >> 8) % stays as u64),
                 _ => format!("NO{:07}", (pick >> 8) % 10_000_000),
-            };
+            }
+        };
+        let make = |i: u64| {
             self.client
-                .get(format!("{base}?licenseNumber={plate}&parkingLotId=12"))
+                .get(format!("{base}?licenseNumber={}&parkingLotId=12", plate(i)))
                 .bearer_auth(&officer)
         };
         let counter = AtomicU64::new(0);
@@ -433,13 +447,20 @@ impl Bench {
         .await;
         let floor_busy = cores.busy();
         let (floor_p99, floor_p999) = (millis(&floor, 0.99), millis(&floor, 0.999));
+        // The operator's log of every check above: the newest page (and the count of all),
+        // and one plate's checks.
+        let log = "/api/v1/admin/parking-right-checks";
+        let (newest_ms, logged) = self.timed_total(log).await?;
+        let (plate_ms, plate_checks) = self
+            .timed_total(&format!("{log}?licenseNumber={}", plate(0)))
+            .await?;
         Ok(Row {
             name: "rights-check",
             rate: max_rate,
             latency: Some(latency),
             errors: errors + errors_max + floor_errors,
             notes: format!(
-                "max req/s closed loop ({cpu}); latency at {target:.0}/s (half), {busy}, {inside}, where GET /healthz has p99 {floor_p99:.2} ms, p99.9 {floor_p999:.2} ms, {floor_busy}; preloaded {tickets} tickets, {permits} permits, {stays} stays in {load_secs:.0} s; GET valid-plates (first 500 of {valid}) in {list_secs:.2} s, the next page in {next_ms:.1} ms"
+                "max req/s closed loop ({cpu}); latency at {target:.0}/s (half), {busy}, {inside}, where GET /healthz has p99 {floor_p99:.2} ms, p99.9 {floor_p999:.2} ms, {floor_busy}; preloaded {tickets} tickets, {permits} permits, {stays} stays in {load_secs:.0} s; GET valid-plates (first 500 of {valid}) in {list_secs:.2} s, the next page in {next_ms:.1} ms; check log of {logged}: newest page in {newest_ms:.1} ms, one plate's {plate_checks} in {plate_ms:.1} ms"
             ),
         })
     }
