@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::rights::world;
-use common::{Backend, assert_error, assert_invalid};
+use common::{Backend, TestServer, assert_error, assert_invalid};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -170,6 +170,35 @@ async fn the_pages_of_valid_plates_come_from_one_list(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{fresh}");
     assert_eq!(fresh["data"], json!(["NOW000"]));
     assert_eq!(fresh["meta"]["total"], 3);
+    assert_eq!(lists_decided(&w.server).await, 2);
+
+    // Devices asking at once for the same list wait for one decision.
+    let shift = (now + jiff::SignedDuration::from_mins(2)).to_string();
+    let same = format!("{list}&at={shift}");
+    let answers =
+        futures_util::future::join_all((0..8).map(|_| w.server.get(&same, &w.officer))).await;
+    for (status, page) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{page}");
+        assert_eq!(page["meta"]["total"], 3, "{page}");
+    }
+    assert_eq!(lists_decided(&w.server).await, 3);
+}
+
+/// How many valid-plates lists the service has decided, from /metrics.
+async fn lists_decided(server: &TestServer) -> u64 {
+    let text = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("parkhub_valid_plate_lists_decided_total "))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count of decided lists in {text}"))
 }
 
 async fn every_check_is_logged_and_plates_are_pseudonymised_later(backend: Backend) {

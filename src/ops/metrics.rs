@@ -28,6 +28,7 @@ pub struct Metrics {
     registry: Mutex<Registry>,
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily,
+    plate_lists: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -56,10 +57,17 @@ impl Metrics {
             "HTTP request latency by method and route",
             latency.clone(),
         );
+        let plate_lists = Counter::default();
+        registry.register(
+            "valid_plate_lists_decided",
+            "valid-plates lists decided, each from the rights of a whole lot or zone",
+            plate_lists.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             requests,
             latency,
+            plate_lists,
         }
     }
 
@@ -77,6 +85,11 @@ impl Metrics {
                 route: route.to_owned(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// A valid-plates list was decided (not taken from the kept ones).
+    pub fn plate_list_decided(&self) {
+        self.plate_lists.inc();
     }
 
     pub fn render(&self) -> anyhow::Result<String> {

@@ -2,7 +2,6 @@
 //! handhelds that must work offline), and the operator's check log.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use axum::extract::State;
 use jiff::{SignedDuration, Timestamp};
@@ -339,19 +338,18 @@ async fn valid_plates(
         Place::Lot(id) => (false, id, to_micros(at)),
         Place::Zone(zone) => (true, zone, to_micros(at)),
     };
-    let list = match state.plate_lists.get(&key) {
-        Some(list) => list,
-        None => {
+    let list = state
+        .plate_lists
+        .get_or_decide(key, || async {
+            state.metrics.plate_list_decided();
             let mut plates = BTreeSet::new();
             for lot in &lots {
                 let grace = SignedDuration::from_mins(lot.grace_minutes);
                 plates.extend(gather::allowed_at_lot(&state.store, lot, at, grace).await?);
             }
-            let list = Arc::new(PlateList::from_sorted(plates.iter().map(String::as_str)));
-            state.plate_lists.put(key, list.clone());
-            list
-        }
-    };
+            Ok(PlateList::from_sorted(plates.iter().map(String::as_str)))
+        })
+        .await?;
     let total = list.len() as i64;
     let data = list.page(paging.offset() as usize, paging.per_page as usize);
     Ok(Json(PlatePage {

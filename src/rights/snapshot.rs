@@ -7,13 +7,17 @@
 //! instant: the pages asked with the `at` the first page answered come from that one list.
 //! Each instance keeps its own lists (another instance decides once for itself); at most
 //! [`MOST`] are held, so a burst of distinct instants costs decisions, never memory, and a
-//! list is freed a moment after it goes stale.
+//! list is freed a moment after it goes stale. Devices asking for the same list at once
+//! (a shift starting) wait for one decision.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use tokio::sync::OnceCell;
 
+use crate::http::AppError;
 use crate::store::cache::TtlMap;
 
 /// How long a decided list answers further pages.
@@ -66,8 +70,11 @@ impl PlateList {
 /// and the instant in Unix microseconds.
 pub type Key = (bool, i64, i64);
 
-/// Lists kept for [`KEPT_FOR`].
-pub struct Snapshots(TtlMap<Key, Arc<PlateList>>);
+/// A list being decided, or decided: requests for the same key wait for one decision.
+type Slot = Arc<OnceCell<Arc<PlateList>>>;
+
+/// Lists kept for [`KEPT_FOR`] from when they were first asked for.
+pub struct Snapshots(TtlMap<Key, Slot>);
 
 impl Default for Snapshots {
     fn default() -> Self {
@@ -76,13 +83,29 @@ impl Default for Snapshots {
 }
 
 impl Snapshots {
-    pub fn get(&self, key: &Key) -> Option<Arc<PlateList>> {
-        self.0.get(key)
+    /// The list kept for `key`, or the one `decide` makes. Requests for a key that arrive
+    /// while its list is being decided wait for that decision rather than each reading the
+    /// whole lot (seconds of work for a large one); if it fails, the next request decides.
+    pub async fn get_or_decide<F, Fut>(
+        self: &Arc<Self>,
+        key: Key,
+        decide: F,
+    ) -> Result<Arc<PlateList>, AppError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<PlateList, AppError>>,
+    {
+        let (slot, new) = self.0.get_or_insert_with(key, Slot::default);
+        if new {
+            self.forget_when_stale();
+        }
+        slot.get_or_try_init(|| async { decide().await.map(Arc::new) })
+            .await
+            .cloned()
     }
 
-    /// Keeps `list`, and frees it once it is stale even if no request comes to find out.
-    pub fn put(self: &Arc<Self>, key: Key, list: Arc<PlateList>) {
-        self.0.put(key, list);
+    /// Frees the lists once they are stale even if no request comes to find out.
+    fn forget_when_stale(self: &Arc<Self>) {
         let snapshots = Arc::downgrade(self);
         tokio::spawn(async move {
             tokio::time::sleep(KEPT_FOR + Duration::from_secs(1)).await;

@@ -52,14 +52,38 @@ impl<K: Hash + Eq, V: Clone> TtlMap<K, V> {
             return;
         }
         if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= self.most {
-                let fresh_for = self.fresh_for;
-                entries.retain(|_, (_, at)| at.elapsed() < fresh_for);
-            }
-            if entries.len() >= self.most {
-                entries.clear();
-            }
+            self.make_room(&mut entries);
             entries.insert(key, (value, Instant::now()));
+        }
+    }
+
+    /// The fresh value for `key`, or a new one from `make`, kept (true when it is new): under
+    /// one lock, so callers asking at once for the same key all get the same value.
+    pub fn get_or_insert_with(&self, key: K, make: impl FnOnce() -> V) -> (V, bool) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return (make(), true);
+        };
+        if let Some((value, at)) = entries.get(&key)
+            && at.elapsed() < self.fresh_for
+        {
+            return (value.clone(), false);
+        }
+        let value = make();
+        if !self.fresh_for.is_zero() {
+            self.make_room(&mut entries);
+            entries.insert(key, (value.clone(), Instant::now()));
+        }
+        (value, true)
+    }
+
+    /// Before an insert into a full map: drops the stale entries, and if that is not enough,
+    /// everything.
+    fn make_room(&self, entries: &mut HashMap<K, (V, Instant)>) {
+        if entries.len() >= self.most {
+            entries.retain(|_, (_, at)| at.elapsed() < self.fresh_for);
+        }
+        if entries.len() >= self.most {
+            entries.clear();
         }
     }
 
@@ -120,6 +144,20 @@ mod tests {
             Some(1),
             "full: started over"
         );
+    }
+
+    #[test]
+    fn get_or_insert_keeps_the_first_value_while_fresh() {
+        let map = TtlMap::holding(Duration::from_millis(50), 2);
+        assert_eq!(map.get_or_insert_with("a", || 1), (1, true));
+        assert_eq!(map.get_or_insert_with("a", || 2), (1, false));
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(
+            map.get_or_insert_with("a", || 3),
+            (3, true),
+            "stale: replaced"
+        );
+        assert_eq!(map.get(&"a"), Some(3));
     }
 
     #[test]
