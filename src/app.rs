@@ -252,6 +252,7 @@ pub async fn serve_with_store(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (events, mut sockets_done) = EventBus::new(stop_rx);
     crate::events::bus::spawn_listener(&store, events.clone());
+    crate::events::bus::spawn_poller(&store, events.clone());
     crate::events::spawn_retention(
         store.clone(),
         events.clone(),

@@ -242,6 +242,47 @@ async fn sockets_need_a_provider_or_operator_token(backend: Backend) {
     let _ = &p.other;
 }
 
+/// Two instances on one SQLite file (no notifications between them): an entry posted to one
+/// reaches a socket held by the other through the other's once-a-second poll of the last event
+/// number, and the socket's own process is not needed to announce it.
+mod sqlite_instances {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_entry_on_one_instance_reaches_a_socket_on_another_within_the_poll() {
+        let p = park(Backend::Sqlite, |_| {}).await;
+        let other = TestServer::start_on(&p.server.database_url, |_| {}).await;
+        let mut socket = connect(&other, &p.provider, "").await;
+        for day in 1..=2 {
+            let started = std::time::Instant::now();
+            let id = p
+                .report(
+                    "/api/v1/carparks/entries",
+                    "ABC123",
+                    &format!("2025-01-0{day}T10:00:00Z"),
+                )
+                .await;
+            let frame = tokio::time::timeout(Duration::from_secs(5), next_event(&mut socket))
+                .await
+                .expect("the entry reaches the other instance's socket");
+            assert_eq!(frame["EventID"], id.as_str());
+            let waited = started.elapsed();
+            assert!(waited < Duration::from_millis(2500), "took {waited:?}");
+            p.report(
+                "/api/v1/carparks/exits",
+                "ABC123",
+                &format!("2025-01-0{day}T11:00:00Z"),
+            )
+            .await;
+            let exit = tokio::time::timeout(Duration::from_secs(5), next_event(&mut socket))
+                .await
+                .expect("the exit reaches the other instance's socket");
+            assert_eq!(exit["EventType"], "TransactionCompleted");
+        }
+        assert_quiet(&mut socket, Duration::from_millis(1500)).await;
+    }
+}
+
 /// Two instances on one PostgreSQL database: an entry posted to one reaches a socket held by
 /// the other within a second, in order, once.
 mod postgres_instances {

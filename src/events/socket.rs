@@ -28,7 +28,6 @@ pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 /// The resume point is unknown or older than the retained events.
 pub const CLOSE_RESUME_POINT_GONE: u16 = 4410;
 const BATCH: i64 = 500;
-const POLL: Duration = Duration::from_secs(1);
 const PERSIST: Duration = Duration::from_millis(250);
 /// A single frame that cannot be written for this long ends the connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -366,11 +365,10 @@ async fn run(
         tokio::time::Instant::now() + config.heartbeat_interval,
         config.heartbeat_interval,
     );
-    let mut poll = tokio::time::interval(POLL);
 
     // Every event up to `seen` has been looked at (and sent, if it is this subscriber's). What
-    // follows comes from the bus when this process committed it, else from the database; the
-    // once-a-second poll always asks the database.
+    // follows comes from the bus when this process committed it, else from the database
+    // (another instance's events, announced by NOTIFY or by the bus's once-a-second poll).
     let mut seen = cursor;
     let mut ask_database = true;
     'serve: loop {
@@ -409,7 +407,6 @@ async fn run(
         }
         tokio::select! {
             _ = latest.changed() => {}
-            _ = poll.tick() => ask_database = true,
             _ = heartbeat.tick() => {
                 if let Sent::Gone = conn.send(frames::heartbeat(Timestamp::now()), None).await {
                     break 'serve;
