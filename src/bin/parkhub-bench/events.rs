@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::Bench;
-use crate::drive::{Row, histogram, open_loop};
+use crate::drive::{BusyMeter, Row, histogram, open_loop};
 use crate::load::{queue_events, register_plates};
 
 impl Bench {
@@ -164,7 +164,10 @@ impl Bench {
                 }
             }
         }
+        // How busy the machine is while they all wait (the service, and PostgreSQL's server).
+        let cores = BusyMeter::start();
         tokio::time::sleep(Duration::from_secs(2)).await;
+        let idle = cores.busy();
         let loaded = self.server_rss_kib();
         let row = Row {
             name: "idle-sockets",
@@ -172,7 +175,7 @@ impl Bench {
             latency: None,
             errors: failed,
             notes: format!(
-                "{} sockets open: server RSS {:.1} MiB ({:.1} MiB before they opened; {:.1} MiB idle at start); req/s column = sockets",
+                "{} sockets open: server RSS {:.1} MiB ({:.1} MiB before they opened; {:.1} MiB idle at start), {idle} while they idle; req/s column = sockets",
                 sockets.len(),
                 loaded as f64 / 1024.0,
                 before as f64 / 1024.0,
