@@ -80,17 +80,21 @@ impl<K: Hash + Eq, V: Clone> TtlMap<K, V> {
     /// everything.
     fn make_room(&self, entries: &mut HashMap<K, (V, Instant)>) {
         if entries.len() >= self.most {
-            entries.retain(|_, (_, at)| at.elapsed() < self.fresh_for);
+            self.drop_stale(entries);
         }
         if entries.len() >= self.most {
             entries.clear();
         }
     }
 
+    fn drop_stale(&self, entries: &mut HashMap<K, (V, Instant)>) {
+        entries.retain(|_, (_, at)| at.elapsed() < self.fresh_for);
+    }
+
     /// Forgets the entries that are no longer fresh.
     pub fn forget_stale(&self) {
         if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|_, (_, at)| at.elapsed() < self.fresh_for);
+            self.drop_stale(&mut entries);
         }
     }
 
