@@ -47,6 +47,9 @@ pub struct ServeConfig {
     pub plate_retention: Duration,
     /// How often that is done.
     pub privacy_interval: Duration,
+    /// How far back the rights memory (SQLite) keeps rights that ended: a check about an
+    /// earlier instant (less the lot's grace) reads the database.
+    pub rights_memory_keep: Duration,
     /// Requests per second per token (`None`: no limit).
     pub rate_limit: Option<RateLimit>,
     /// Open TransactionMonitor sockets per principal.
@@ -102,6 +105,7 @@ impl ServeConfig {
             socket_buffer: 256,
             plate_retention: Duration::from_secs(90 * 24 * 3600),
             privacy_interval: Duration::from_secs(3600),
+            rights_memory_keep: Duration::from_secs(2 * 3600),
             rate_limit: None,
             max_sockets_per_principal: 100,
             tls: None,
@@ -265,11 +269,23 @@ pub async fn serve_with_store(
         config.plate_retention,
         config.privacy_interval,
     );
+    store.caches().rights.clone().spawn(
+        store.clone(),
+        config.rights_memory_keep,
+        events.shutdown(),
+    );
     let rate_limiter = Arc::new(RateLimiter::new(config.rate_limit));
     spawn_forget_idle(rate_limiter.clone(), events.shutdown());
+    let metrics = Arc::new(Metrics::new());
+    let rights = &store.caches().rights;
+    metrics.count_rights_sources(
+        rights.from_memory.clone(),
+        rights.from_database.clone(),
+        rights.plates_held.clone(),
+    );
     let state = AppState(Arc::new(Shared {
         store: store.clone(),
-        metrics: Arc::new(Metrics::new()),
+        metrics,
         sockets: SocketLimiter::new(config.max_sockets_per_principal),
         breaker: Arc::default(),
         check_log: crate::rights::log::CheckLog::spawn(store.clone()),

@@ -186,19 +186,9 @@ async fn the_pages_of_valid_plates_come_from_one_list(backend: Backend) {
 
 /// How many valid-plates lists the service has decided, from /metrics.
 async fn lists_decided(server: &TestServer) -> u64 {
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
+    server
+        .metric("parkhub_valid_plate_lists_decided_total")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix("parkhub_valid_plate_lists_decided_total "))
-        .and_then(|count| count.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no count of decided lists in {text}"))
 }
 
 async fn every_check_is_logged_and_plates_are_pseudonymised_later(backend: Backend) {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -85,6 +86,32 @@ impl Metrics {
                 route: route.to_owned(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts the checks answered from the rights memory and those that read the database.
+    pub fn count_rights_sources(
+        &self,
+        from_memory: Counter,
+        from_database: Counter,
+        plates_held: Gauge,
+    ) {
+        if let Ok(mut registry) = self.registry.lock() {
+            registry.register(
+                "rights_memory_plates",
+                "plates the rights memory holds rights for (SQLite; 0 on PostgreSQL)",
+                plates_held,
+            );
+            registry.register(
+                "rights_answered_from_memory",
+                "rights looked up in the rights memory (one per lot a check asks about)",
+                from_memory,
+            );
+            registry.register(
+                "rights_read_from_database",
+                "rights looked up in the database: the memory was loading, behind, or did not keep the instant asked about",
+                from_database,
+            );
+        }
     }
 
     /// A valid-plates list was decided (not taken from the kept ones).

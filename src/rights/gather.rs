@@ -7,6 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use super::decide::{self, Status, Verdict};
+use super::memory;
 use crate::domain::time::{from_micros, to_micros};
 use crate::http::AppError;
 use crate::lots::Lot;
@@ -73,19 +74,20 @@ macro_rules! rights_sql {
                    t.start_at AS start_at, t.end_at AS end_at, t.id AS seq, \
                    CAST(NULL AS BIGINT) AS definition_id, CAST(NULL AS TEXT) AS time_zone, \
                    CAST(NULL AS TEXT) AS schedule, CAST(NULL AS TEXT) AS valid_from, \
-                   CAST(NULL AS TEXT) AS valid_to \
+                   CAST(NULL AS TEXT) AS valid_to, t.parking_lot_id AS lot_id, \
+                   CAST(NULL AS BIGINT) AS span_from, CAST(NULL AS BIGINT) AS span_to \
               FROM tickets t JOIN principals pr ON pr.id = t.provider_id \
              WHERE t.status = 'active' AND ",
             $tickets,
             " UNION ALL \
             SELECT 1, s.ticket_key, s.reference_no, NULL, s.entry_at, s.exit_at, s.id, NULL, NULL, \
-                   NULL, NULL, NULL \
+                   NULL, NULL, NULL, s.parking_lot_id, NULL, NULL \
               FROM transactions s \
              WHERE s.ticket_type = 4 AND ",
             $stays,
             " UNION ALL \
             SELECT 2, v.license_norm, p.id, d.name, p.created_at, NULL, NULL, d.id, d.time_zone, \
-                   d.schedule, p.valid_from, p.valid_to",
+                   d.schedule, p.valid_from, p.valid_to, dl.parking_lot_id, p.starts_at, p.ends_at",
             crate::held_permits_from!(),
             "WHERE p.deleted_at IS NULL AND ",
             $permits,
@@ -111,34 +113,53 @@ const LOT_RIGHTS_SQL: &str = rights_sql!(
     "dl.parking_lot_id = $1 AND p.starts_at < $4 AND p.ends_at > $3"
 );
 
-const TICKET: i32 = 0;
-const STAY: i32 = 1;
-const PERMIT: i32 = 2;
+/// The rights of one plate ($1) at every lot that ended after $2 (or have not): what the
+/// rights memory keeps of a plate.
+pub(super) const PLATE_RIGHTS_SQL: &str = rights_sql!(
+    "t.license_norm = $1 AND (t.end_at IS NULL OR t.end_at > $2)",
+    "s.ticket_key = $1 AND (s.exit_at IS NULL OR s.exit_at > $2)",
+    "v.license_norm = $1 AND p.ends_at > $2"
+);
+
+/// The same for every plate.
+pub(super) const ALL_RIGHTS_SQL: &str = rights_sql!(
+    "(t.end_at IS NULL OR t.end_at > $1)",
+    "(s.exit_at IS NULL OR s.exit_at > $1)",
+    "p.ends_at > $1"
+);
+
+pub(super) const TICKET: i32 = 0;
+pub(super) const STAY: i32 = 1;
+pub(super) const PERMIT: i32 = 2;
 
 /// One row of [`rights_sql!`]: `key` is the ticket id, the stay's reference number or the
 /// permit id; `name` the provider or the permit definition; `start_at`/`end_at` the span of
 /// a ticket or stay.
 #[derive(sqlx::FromRow)]
-struct RightRow {
-    kind: i32,
-    plate: String,
-    key: String,
-    name: Option<String>,
-    start_at: i64,
-    end_at: Option<i64>,
-    seq: Option<i64>,
-    definition_id: Option<i64>,
-    time_zone: Option<String>,
-    schedule: Option<String>,
-    valid_from: Option<String>,
-    valid_to: Option<String>,
+pub(super) struct RightRow {
+    pub(super) kind: i32,
+    pub(super) plate: String,
+    pub(super) key: String,
+    pub(super) name: Option<String>,
+    pub(super) start_at: i64,
+    pub(super) end_at: Option<i64>,
+    pub(super) seq: Option<i64>,
+    pub(super) definition_id: Option<i64>,
+    pub(super) time_zone: Option<String>,
+    pub(super) schedule: Option<String>,
+    pub(super) valid_from: Option<String>,
+    pub(super) valid_to: Option<String>,
+    pub(super) lot_id: i64,
+    /// A permit's span ([starts_at, ends_at)); null for the other kinds.
+    pub(super) span_from: Option<i64>,
+    pub(super) span_to: Option<i64>,
 }
 
 impl RightRow {
     /// By position, in the order [`rights_sql!`] selects the columns: looking a column up by
     /// name compares it with every column's name, and that was a quarter of the time of
     /// deciding a whole lot.
-    fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+    pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             kind: row.get(0)?,
             plate: row.get(1)?,
@@ -152,6 +173,9 @@ impl RightRow {
             schedule: row.get(9)?,
             valid_from: row.get(10)?,
             valid_to: row.get(11)?,
+            lot_id: row.get(12)?,
+            span_from: row.get(13)?,
+            span_to: row.get(14)?,
         })
     }
 
@@ -183,15 +207,29 @@ pub async fn rights_at(
     let since = at.checked_sub(grace).unwrap_or(at);
     let (from, until) = (to_micros(at), to_micros(since));
     let rows: Vec<RightRow> = match store.backend() {
-        // The check enforcement waits for: on SQLite one indexed lookup, run where it is asked.
-        Backend::Sqlite(db) => db.inline.read(|conn| {
-            conn.prepare_cached(RIGHTS_SQL)?
-                .query_map(
-                    rusqlite::params![plate, lot.id, from, until, from + 1],
-                    RightRow::from_sqlite,
-                )?
-                .collect()
-        })?,
+        // The check enforcement waits for: on SQLite from the rights memory when it holds the
+        // latest change committed, else one indexed lookup; both run where it is asked.
+        Backend::Sqlite(db) => {
+            let latest: i64 = db.inline.read(|conn| {
+                conn.prepare_cached(memory::LATEST_CHANGE_SQL)?
+                    .query_row([], |row| row.get(0))
+            })?;
+            let memory = &store.caches().rights;
+            match memory
+                .rows(store, plate, lot.id, (from, until), latest)
+                .await?
+            {
+                Some(rows) => rows,
+                None => db.inline.read(|conn| {
+                    conn.prepare_cached(RIGHTS_SQL)?
+                        .query_map(
+                            rusqlite::params![plate, lot.id, from, until, from + 1],
+                            RightRow::from_sqlite,
+                        )?
+                        .collect()
+                })?,
+            }
+        }
         Backend::Postgres(pool) => {
             sqlx::query_as(RIGHTS_SQL)
                 .bind(plate)
@@ -478,6 +516,9 @@ mod tests {
             schedule: None,
             valid_from: None,
             valid_to: None,
+            lot_id: 12,
+            span_from: None,
+            span_to: None,
         }
     }
 

@@ -5,6 +5,7 @@ pub mod api;
 pub mod decide;
 pub mod gather;
 pub mod log;
+pub mod memory;
 pub mod privacy;
 pub mod snapshot;
 

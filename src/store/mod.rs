@@ -73,6 +73,8 @@ pub struct Caches {
     pub tokens: cache::TtlMap<String, crate::principals::store::Authenticated>,
     /// Lots by how they were asked for.
     pub lots: cache::TtlMap<crate::lots::store::LotKey, Vec<crate::lots::Lot>>,
+    /// Every current right by plate, for checks (SQLite; see [`crate::rights::memory`]).
+    pub rights: Arc<crate::rights::memory::RightsMemory>,
 }
 
 impl Caches {
@@ -80,6 +82,7 @@ impl Caches {
         Self {
             tokens: cache::TtlMap::new(cache::FRESH_FOR),
             lots: cache::TtlMap::new(cache::FRESH_FOR),
+            rights: Arc::default(),
         }
     }
 }

@@ -146,6 +146,10 @@ impl TestServer {
         let base = format!("http://{}", listener.local_addr().expect("local address"));
         let (tx, rx) = oneshot::channel::<()>();
         let mut config = ServeConfig::new(database_url.clone());
+        // The rights memory keeps every right the tests write, however long ago it ended, so
+        // that every check about any instant is answered from it (on SQLite); tests of the
+        // default set it back.
+        config.rights_memory_keep = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
         configure(&mut config);
         let task = tokio::spawn(parkhub::serve_with_store(
             store.clone(),
@@ -181,6 +185,23 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// The value of the unlabelled metric `name` (e.g. `parkhub_..._total`) in /metrics.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
     }
 
     /// Sends a request with an optional bearer token and JSON body; returns status and JSON.

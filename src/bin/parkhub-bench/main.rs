@@ -268,14 +268,53 @@ impl Bench {
 
     /// The service's own latency histogram of `GET route` from `/metrics`: (upper bound in
     /// seconds, requests so far at most that long), as Prometheus counts them.
-    async fn service_histogram(&self, route: &str) -> anyhow::Result<Vec<(f64, u64)>> {
-        let text = self
+    /// On SQLite, waits until the service's rights memory holds `plates` (those before and
+    /// those preloaded behind its back) (as it would hold them at start-up) and says how long that took and what the
+    /// service then holds; on PostgreSQL checks read the database, and there is nothing to wait for.
+    async fn memory_loaded(&self, plates: i64) -> anyhow::Result<String> {
+        if !matches!(self.store.backend(), Backend::Sqlite(_)) {
+            return Ok(String::new());
+        }
+        let started = Instant::now();
+        loop {
+            let held = self.memory_plates().await?;
+            if held >= plates {
+                return Ok(format!(
+                    ", in the service's rights memory {:.1} s later (service RSS {:.1} MiB)",
+                    started.elapsed().as_secs_f64(),
+                    self.server_rss_kib() as f64 / 1024.0
+                ));
+            }
+            if started.elapsed() > Duration::from_secs(120) {
+                bail!("the rights memory holds {held} of {plates} plates after 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// How many plates the service's rights memory holds rights for.
+    async fn memory_plates(&self) -> anyhow::Result<i64> {
+        Ok(self
+            .metrics_text()
+            .await?
+            .lines()
+            .find_map(|line| line.strip_prefix("parkhub_rights_memory_plates "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0))
+    }
+
+    async fn metrics_text(&self) -> anyhow::Result<String> {
+        Ok(self
             .client
             .get(self.url("/metrics"))
             .send()
             .await?
             .text()
-            .await?;
+            .await?)
+    }
+
+    async fn service_histogram(&self, route: &str) -> anyhow::Result<Vec<(f64, u64)>> {
+        let text = self.metrics_text().await?;
         let labels = format!("method=\"GET\",route=\"{route}\"}}");
         let mut buckets = Vec::new();
         for line in text.lines() {
@@ -382,8 +421,12 @@ impl Bench {
         let permits = (100_000.0 * self.scale) as i64;
         let stays = (10_000.0 * self.scale) as i64;
         let started = Instant::now();
+        let held_before = self.memory_plates().await?;
         preload(&self.store, tickets, permits, stays).await?;
         let load_secs = started.elapsed().as_secs_f64();
+        let memory = self
+            .memory_loaded(held_before + tickets + permits + stays)
+            .await?;
         let officer = self.token(Role::Enforcement, "bench-officer").await?;
         // The handhelds' list of every plate allowed at the lot: decided for the whole lot.
         let listed = Instant::now();
@@ -460,7 +503,7 @@ impl Bench {
             latency: Some(latency),
             errors: errors + errors_max + floor_errors,
             notes: format!(
-                "max req/s closed loop ({cpu}); latency at {target:.0}/s (half), {busy}, {inside}, where GET /healthz has p99 {floor_p99:.2} ms, p99.9 {floor_p999:.2} ms, {floor_busy}; preloaded {tickets} tickets, {permits} permits, {stays} stays in {load_secs:.0} s; GET valid-plates (first 500 of {valid}) in {list_secs:.2} s, the next page in {next_ms:.1} ms; check log of {logged}: newest page in {newest_ms:.1} ms, one plate's {plate_checks} in {plate_ms:.1} ms"
+                "max req/s closed loop ({cpu}); latency at {target:.0}/s (half), {busy}, {inside}, where GET /healthz has p99 {floor_p99:.2} ms, p99.9 {floor_p999:.2} ms, {floor_busy}; preloaded {tickets} tickets, {permits} permits, {stays} stays in {load_secs:.0} s{memory}; GET valid-plates (first 500 of {valid}) in {list_secs:.2} s, the next page in {next_ms:.1} ms; check log of {logged}: newest page in {newest_ms:.1} ms, one plate's {plate_checks} in {plate_ms:.1} ms"
             ),
         })
     }

@@ -1,0 +1,156 @@
+//! The rights memory through real HTTP: a check follows every writer at once (this instance and
+//! another on the same database), and an instant older than the memory keeps is answered from
+//! the database, the same way. On SQLite /metrics shows which answered; on PostgreSQL every
+//! check reads the database.
+
+mod common;
+
+use std::time::Duration;
+
+use common::rights::{World, world};
+use common::{Backend, TestServer};
+use jiff::{SignedDuration, Timestamp};
+use reqwest::StatusCode;
+use serde_json::json;
+
+backend_tests!(
+    checks_follow_every_writer_at_once,
+    instants_older_than_kept_are_read_from_the_database,
+);
+
+/// `now` moved by `minutes`, to the second, as the APIs take it.
+fn minutes_from(now: Timestamp, minutes: i64) -> String {
+    let at = now + SignedDuration::from_mins(minutes);
+    Timestamp::from_second(at.as_second()).unwrap().to_string()
+}
+
+async fn allowed(w: &World, plate: &str, at: &str) -> bool {
+    let answer = w
+        .check(&format!("licenseNumber={plate}&parkingLotId=12&at={at}"))
+        .await;
+    answer["allowed"].as_bool().unwrap()
+}
+
+/// Rights looked up in the memory and in the database so far, from /metrics.
+async fn sources(server: &TestServer) -> (u64, u64) {
+    (
+        server
+            .metric("parkhub_rights_answered_from_memory_total")
+            .await,
+        server
+            .metric("parkhub_rights_read_from_database_total")
+            .await,
+    )
+}
+
+async fn checks_follow_every_writer_at_once(backend: Backend) {
+    let w = world(backend, |c| {
+        c.rights_memory_keep = Duration::from_secs(2 * 3600)
+    })
+    .await;
+    // Another instance on the same database, with its own memory (on SQLite: as another
+    // process would be, its own writer connection).
+    let other = TestServer::start_on(&w.server.database_url, |_| {}).await;
+    let now = Timestamp::now();
+    let at = minutes_from(now, 0);
+    let mut checks = 0;
+
+    // A ticket through this instance: the very next check has it.
+    w.ticket(
+        "m-1",
+        "MEM111",
+        12,
+        &minutes_from(now, -10),
+        Some(&minutes_from(now, 60)),
+    )
+    .await;
+    assert!(allowed(&w, "MEM111", &at).await);
+    assert!(!allowed(&w, "MEM222", &at).await);
+    checks += 2;
+
+    // Through the other instance: this one has it at once too, and its end.
+    let ticket = json!({"eventType": "CreateOrUpdate", "ticketId": "m-2", "parkingLotId": 12,
+                        "startDate": minutes_from(now, -5), "endDate": minutes_from(now, 30),
+                        "licenseNumber": "MEM222"});
+    let (status, body) = other
+        .post("/api/v1/actions/tickets", &w.provider, &ticket)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer = w
+        .check(&format!("licenseNumber=MEM222&parkingLotId=12&at={at}"))
+        .await;
+    assert_eq!(answer["allowed"], true, "{answer}");
+    assert_eq!(answer["rights"][0]["ticketId"], "m-2", "{answer}");
+    checks += 1;
+
+    // Canceled there: not allowed here, at once.
+    let (status, body) = other
+        .post(
+            "/api/v1/actions/tickets",
+            &w.provider,
+            &json!({"eventType": "TicketCanceled", "ticketId": "m-2"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!allowed(&w, "MEM222", &at).await);
+    checks += 1;
+
+    // A vehicle entering the car park through the other instance is a right here at once;
+    // leaving ends it.
+    let (status, entry) = other
+        .post("/api/v1/carparks/entries", &w.gate, &json!({"facilityNo": 1, "carparkNo": 2, "ticketNo": "MEM333", "ticketType": 4, "time": minutes_from(now, -20)}))
+        .await;
+    assert!(status.is_success(), "{status} {entry}");
+    assert!(allowed(&w, "MEM333", &at).await);
+    let (status, exit) = other
+        .post("/api/v1/carparks/exits", &w.gate, &json!({"facilityNo": 1, "carparkNo": 2, "ticketNo": "MEM333", "ticketType": 4, "time": minutes_from(now, -15)}))
+        .await;
+    assert!(status.is_success(), "{status} {exit}");
+    assert!(!allowed(&w, "MEM333", &at).await);
+    // ... except within the lot's grace after it left.
+    assert!(allowed(&w, "MEM333", &minutes_from(now, -14)).await);
+    checks += 3;
+
+    if backend == Backend::Sqlite {
+        // Every check above was answered from memory, but for one that may have met the
+        // memory's own task catching up.
+        let (memory, database) = sources(&w.server).await;
+        assert!(
+            memory + 1 >= checks && memory + database == checks,
+            "{checks} checks: {memory} from memory, {database} from the database"
+        );
+    }
+    other.stop().await;
+}
+
+async fn instants_older_than_kept_are_read_from_the_database(backend: Backend) {
+    let w = world(backend, |c| {
+        c.rights_memory_keep = Duration::from_secs(3600)
+    })
+    .await;
+    let now = Timestamp::now();
+    w.ticket(
+        "o-1",
+        "OLD111",
+        12,
+        &minutes_from(now, -300),
+        Some(&minutes_from(now, -180)),
+    )
+    .await;
+    // Four hours ago the ticket held: older than the memory keeps, so read from the database.
+    let answer = w
+        .check(&format!(
+            "licenseNumber=OLD111&parkingLotId=12&at={}",
+            minutes_from(now, -240)
+        ))
+        .await;
+    assert_eq!(answer["allowed"], true, "{answer}");
+    assert_eq!(answer["rights"][0]["ticketId"], "o-1", "{answer}");
+    // Now it does not: from memory (which no longer holds it, and need not).
+    assert!(!allowed(&w, "OLD111", &minutes_from(now, 0)).await);
+    if backend == Backend::Sqlite {
+        let (memory, database) = sources(&w.server).await;
+        assert_eq!(database, 1, "only the old instant reads the database");
+        assert_eq!(memory, 1);
+    }
+}
