@@ -210,11 +210,13 @@ pub async fn rights_at(
         // The check enforcement waits for: on SQLite from the rights memory when it holds the
         // latest change committed, else one indexed lookup; both run where it is asked.
         Backend::Sqlite(db) => {
-            let latest: i64 = db.inline.read(|conn| {
-                conn.prepare_cached(memory::LATEST_CHANGE_SQL)?
-                    .query_row([], |row| row.get(0))
-            })?;
             let memory = &store.caches().rights;
+            let latest = memory.latest(db.writer.loans_ended(), || {
+                db.inline.read(|conn| {
+                    conn.prepare_cached(memory::LATEST_CHANGE_SQL)?
+                        .query_row([], |row| row.get(0))
+                })
+            })?;
             match memory
                 .rows(store, plate, lot.id, (from, until), latest)
                 .await?

@@ -2,16 +2,18 @@
 //! database (SQLite), kept current from `right_changes`, the plates whose rights changed in
 //! commit order, written by triggers (migrations/sqlite/0006).
 //!
-//! A check uses the memory only when it holds everything up to the latest change committed (one
-//! read of `max(seq)`, a few microseconds, where the lookup it replaces reads six tables): what a
-//! client was told is committed is always in the answer, whichever process wrote it. Otherwise
-//! (still loading, behind, or asked about an instant older than the memory keeps) the check reads
-//! the database as before and wakes the task that catches the memory up.
+//! A check uses the memory only when it holds everything up to the latest change committed. That
+//! number is read again (`max(seq)`, where the lookup it replaces reads six tables) whenever this
+//! process has written since it was last read, so what this process told a client is committed is
+//! always in the answer; otherwise it serves for [`PROBE_SERVES`], the longest another process's
+//! change (on the same file) can go unseen. When the memory cannot answer (still loading, behind,
+//! or asked about an instant older than it keeps) the check reads the database as before and
+//! wakes the task that catches the memory up.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use prometheus_client::metrics::counter::Counter;
@@ -35,10 +37,18 @@ const INLINE_MOST: i64 = 256;
 /// The changes kept in `right_changes`: more than any instance reads plate by plate.
 const CHANGES_KEPT: i64 = 100_000;
 /// How often the changes beyond [`CHANGES_KEPT`] are deleted.
-const FORGET_CHANGES_EVERY: Duration = Duration::from_secs(60);
+const FORGET_CHANGES_EVERY: Duration = Duration::from_secs(1);
+/// The most changes deleted in one transaction: a few milliseconds of the writer's time, so
+/// no other write (the check log's included) waits long behind it.
+const FORGET_AT_ONCE: i64 = 10_000;
+/// The most such transactions in one round.
+const FORGET_ROUNDS: usize = 10;
 
 /// The latest change committed (0: none yet).
 pub const LATEST_CHANGE_SQL: &str = "SELECT COALESCE(MAX(seq), 0) FROM right_changes";
+/// How long the latest change read for one check serves the next ones, while this process
+/// writes nothing: the longest another process's change can go unseen.
+const PROBE_SERVES: Duration = Duration::from_millis(10);
 
 /// One right as the memory keeps it: only what a check shows or decides by.
 #[derive(Debug, Clone, PartialEq)]
@@ -277,9 +287,20 @@ enum Behind {
     TooOld,
 }
 
+/// The latest change as last read, with what this process had written by then.
+struct Probe {
+    /// The writer's loans ended (see [`crate::store::lender::Lender::loans_ended`]) before it
+    /// was read.
+    writes: u64,
+    latest: i64,
+    at: Instant,
+}
+
 /// The rights memory of one process.
 #[derive(Default)]
 pub struct RightsMemory {
+    /// The latest change read by a check, if any.
+    probe: std::sync::Mutex<Option<Probe>>,
     plates: RwLock<Plates>,
     /// One catch-up at a time, so an older read never overwrites a newer one.
     catching_up: Mutex<()>,
@@ -294,6 +315,34 @@ pub struct RightsMemory {
 }
 
 impl RightsMemory {
+    /// The latest change committed, as a check needs it: read again if this process has
+    /// written since it was last read (`writes`: the writer's loans ended so far) or that was
+    /// more than [`PROBE_SERVES`] ago (another process may have written).
+    pub(super) fn latest(
+        &self,
+        writes: u64,
+        read: impl FnOnce() -> Result<i64, AppError>,
+    ) -> Result<i64, AppError> {
+        if let Ok(probe) = self.probe.lock() {
+            if let Some(p) = probe.as_ref() {
+                if p.writes == writes && p.at.elapsed() < PROBE_SERVES {
+                    return Ok(p.latest);
+                }
+            }
+        }
+        let latest = read()?;
+        if let Ok(mut probe) = self.probe.lock() {
+            if probe.as_ref().is_none_or(|p| p.latest <= latest) {
+                *probe = Some(Probe {
+                    writes,
+                    latest,
+                    at: Instant::now(),
+                });
+            }
+        }
+        Ok(latest)
+    }
+
     /// The rows of `plate` at `lot` that the check's statement would give for `from` and
     /// `until` (the start of the grace period), if the memory holds every change up to `latest`
     /// (catching up first when only a few plates changed and no one else is catching up) and
@@ -543,16 +592,26 @@ async fn all_rights(store: &Store, through: i64, horizon: i64) -> Result<Plates,
         .await
 }
 
-/// Deletes all but the latest [`CHANGES_KEPT`] changes.
+/// Deletes all but the latest [`CHANGES_KEPT`] changes, [`FORGET_AT_ONCE`] at a time (a
+/// million rows deleted in one transaction held the writer, and so the check log, for seconds).
 async fn forget_old_changes(store: &Store) -> Result<(), AppError> {
     if let Backend::Sqlite(db) = store.backend() {
-        let mut conn = db.writer.acquire().await?;
-        sqlx::query(
-            "DELETE FROM right_changes WHERE seq <= (SELECT MAX(seq) FROM right_changes) - $1",
-        )
-        .bind(CHANGES_KEPT)
-        .execute(&mut *conn)
-        .await?;
+        for _ in 0..FORGET_ROUNDS {
+            let mut conn = db.writer.acquire().await?;
+            let deleted = sqlx::query(
+                "DELETE FROM right_changes WHERE seq <= MIN( \
+                     (SELECT MAX(seq) FROM right_changes) - $1, \
+                     (SELECT MIN(seq) FROM right_changes) + $2)",
+            )
+            .bind(CHANGES_KEPT)
+            .bind(FORGET_AT_ONCE - 1)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if deleted < FORGET_AT_ONCE as u64 {
+                break;
+            }
+        }
     }
     Ok(())
 }
@@ -721,6 +780,30 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, [("AAA111", 1), ("DDD444", 1)]);
+    }
+
+    #[test]
+    fn the_latest_change_is_read_again_after_this_process_writes_or_a_while() {
+        let memory = RightsMemory::default();
+        let reads = std::cell::Cell::new(0);
+        let read = |value: i64| {
+            let reads = &reads;
+            move || {
+                reads.set(reads.get() + 1);
+                Ok(value)
+            }
+        };
+        assert_eq!(memory.latest(1, read(5)).unwrap(), 5);
+        assert_eq!(
+            memory.latest(1, read(6)).unwrap(),
+            5,
+            "served from the last read"
+        );
+        assert_eq!(reads.get(), 1);
+        assert_eq!(memory.latest(2, read(7)).unwrap(), 7, "this process wrote");
+        std::thread::sleep(PROBE_SERVES);
+        assert_eq!(memory.latest(2, read(8)).unwrap(), 8, "another may have");
+        assert_eq!(reads.get(), 3);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! on, [`Lent::close_on_drop`]) is closed, and a fresh one is opened by the next caller.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,6 +34,8 @@ struct Inner {
     idle: Mutex<Vec<SqliteConnection>>,
     permits: Arc<Semaphore>,
     acquire_timeout: Duration,
+    /// Loans ended so far (see [`Lender::loans_ended`]).
+    ended: AtomicU64,
 }
 
 impl fmt::Debug for Lender {
@@ -57,6 +60,7 @@ impl Lender {
                 idle: Mutex::new(vec![first]),
                 permits: Arc::new(Semaphore::new(max.max(1))),
                 acquire_timeout,
+                ended: AtomicU64::new(0),
             }),
         })
     }
@@ -81,6 +85,13 @@ impl Lender {
             inner: self.inner.clone(),
             _permit: permit,
         })
+    }
+
+    /// How many loans have ended. For the writer: whatever was committed on it before this
+    /// number last changed is visible to a read started after it was read (a loan ends after
+    /// its commit, and before the caller can answer its client).
+    pub fn loans_ended(&self) -> u64 {
+        self.inner.ended.load(Ordering::Acquire)
     }
 
     /// Refuses new callers and closes the idle connections.
@@ -149,6 +160,7 @@ impl Lent {
 
 impl Drop for Lent {
     fn drop(&mut self) {
+        self.inner.ended.fetch_add(1, Ordering::Release);
         let Some(conn) = self.conn.take() else {
             return;
         };
