@@ -86,6 +86,14 @@ pub struct ServeArgs {
     /// Days events are kept for subscribers that are away.
     #[arg(long, env = "PARKHUB_EVENT_RETENTION_DAYS", default_value_t = 30)]
     pub event_retention_days: u64,
+    /// Minutes the rights memory (SQLite) keeps rights that ended: a check about an earlier
+    /// instant reads the database.
+    #[arg(
+        long,
+        env = "PARKHUB_RIGHTS_MEMORY_KEEP_MINUTES",
+        default_value_t = 120
+    )]
+    pub rights_memory_keep_minutes: u64,
     /// Requests per second per token (and bursts of as many); beyond it, 429 with
     /// Retry-After. 0 turns the limit off.
     #[arg(long, env = "PARKHUB_RATE_LIMIT", default_value_t = 300)]
@@ -182,6 +190,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.request_timeout = Duration::from_secs(args.request_timeout.max(1));
     config.heartbeat_interval = Duration::from_secs(args.heartbeat_interval.max(1));
     config.event_retention = Duration::from_secs(args.event_retention_days.max(1) * 24 * 3600);
+    config.rights_memory_keep =
+        Duration::from_secs(args.rights_memory_keep_minutes.saturating_mul(60));
     config.rate_limit = RateLimit::per_second(args.rate_limit);
     if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
         // Read now, so a bad certificate stops the start before anything is printed.
