@@ -7,7 +7,6 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use super::decide::{self, Status, Verdict};
-use super::memory;
 use crate::domain::time::{from_micros, to_micros};
 use crate::http::AppError;
 use crate::lots::Lot;
@@ -156,6 +155,27 @@ pub(super) struct RightRow {
 }
 
 impl RightRow {
+    /// A row of `kind` with only what every kind has; the rest null or zero.
+    pub(super) fn bare(kind: i32, plate: &str, key: &str, lot_id: i64) -> Self {
+        Self {
+            kind,
+            plate: plate.to_owned(),
+            key: key.to_owned(),
+            name: None,
+            start_at: 0,
+            end_at: None,
+            seq: None,
+            definition_id: None,
+            time_zone: None,
+            schedule: None,
+            valid_from: None,
+            valid_to: None,
+            lot_id,
+            span_from: None,
+            span_to: None,
+        }
+    }
+
     /// By position, in the order [`rights_sql!`] selects the columns: looking a column up by
     /// name compares it with every column's name, and that was a quarter of the time of
     /// deciding a whole lot.
@@ -210,15 +230,10 @@ pub async fn rights_at(
         // The check enforcement waits for: on SQLite from the rights memory when it holds the
         // latest change committed, else one indexed lookup; both run where it is asked.
         Backend::Sqlite(db) => {
-            let memory = &store.caches().rights;
-            let latest = memory.latest(db.writer.loans_ended(), || {
-                db.inline.read(|conn| {
-                    conn.prepare_cached(memory::LATEST_CHANGE_SQL)?
-                        .query_row([], |row| row.get(0))
-                })
-            })?;
-            match memory
-                .rows(store, plate, lot.id, (from, until), latest)
+            match store
+                .caches()
+                .rights
+                .rows(store, db, plate, lot.id, (from, until))
                 .await?
             {
                 Some(rows) => rows,
@@ -506,21 +521,11 @@ mod tests {
     fn ticket(plate: &str, start: &str, end: Option<&str>) -> RightRow {
         let micros = |s: &str| to_micros(s.parse::<Timestamp>().unwrap());
         RightRow {
-            kind: TICKET,
-            plate: plate.to_owned(),
-            key: format!("t-{plate}-{start}"),
             name: Some("provider".to_owned()),
             start_at: micros(start),
             end_at: end.map(micros),
             seq: Some(1),
-            definition_id: None,
-            time_zone: None,
-            schedule: None,
-            valid_from: None,
-            valid_to: None,
-            lot_id: 12,
-            span_from: None,
-            span_to: None,
+            ..RightRow::bare(TICKET, plate, &format!("t-{plate}-{start}"), 12)
         }
     }
 

@@ -1,0 +1,121 @@
+//! The rights memory's reads and writes of the database (SQLite): the latest change, the plates
+//! changed since, their rights or everyone's, and the deletion of changes no instance needs.
+
+use std::collections::BTreeSet;
+
+use super::plates::{Plates, Right};
+use crate::http::AppError;
+use crate::rights::gather::{ALL_RIGHTS_SQL, PLATE_RIGHTS_SQL, RightRow};
+use crate::store::{Backend, Store};
+
+/// The latest change committed (0: none yet).
+pub(super) const LATEST_CHANGE_SQL: &str = "SELECT COALESCE(MAX(seq), 0) FROM right_changes";
+/// The changes kept in `right_changes`: more than any instance reads plate by plate.
+const CHANGES_KEPT: i64 = 100_000;
+/// The most changes deleted in one transaction: a few milliseconds of the writer's time, so
+/// no other write (the check log's included) waits long behind it.
+const FORGET_AT_ONCE: i64 = 10_000;
+/// The most such transactions in one round.
+const FORGET_ROUNDS: usize = 10;
+
+/// The latest change committed, read on a blocking thread.
+pub(super) async fn latest_change(store: &Store) -> Result<i64, AppError> {
+    store
+        .sqlite_read_blocking(|conn| conn.query_row(LATEST_CHANGE_SQL, [], |row| row.get(0)))
+        .await
+}
+
+/// The plates changed after `through` up to `latest`; `None` if everything must be read again.
+pub(super) async fn changed_plates(
+    store: &Store,
+    through: i64,
+    latest: i64,
+) -> Result<Option<Vec<String>>, AppError> {
+    store
+        .sqlite_read_blocking(move |conn| {
+            let mut statement = conn
+                .prepare_cached("SELECT plate FROM right_changes WHERE seq > ?1 AND seq <= ?2")?;
+            let rows =
+                statement.query_map([through, latest], |row| row.get::<_, Option<String>>(0))?;
+            let mut plates = BTreeSet::new();
+            for plate in rows {
+                match plate? {
+                    Some(plate) => plates.insert(plate),
+                    None => return Ok(None),
+                };
+            }
+            Ok(Some(plates.into_iter().collect()))
+        })
+        .await
+}
+
+/// The rights of each of `plates`, every lot, that ended after `horizon` (or have not).
+pub(super) async fn plate_rights(
+    store: &Store,
+    plates: Vec<String>,
+    horizon: i64,
+) -> Result<Vec<(String, Vec<Right>)>, AppError> {
+    store
+        .sqlite_read_blocking(move |conn| {
+            let mut statement = conn.prepare_cached(PLATE_RIGHTS_SQL)?;
+            let mut read = Vec::with_capacity(plates.len());
+            for plate in plates {
+                let mut rights = Vec::new();
+                for row in
+                    statement.query_map(rusqlite::params![plate, horizon], RightRow::from_sqlite)?
+                {
+                    rights.extend(Right::from_row(row?));
+                }
+                read.push((plate, rights));
+            }
+            Ok(read)
+        })
+        .await
+}
+
+/// Every right that ended after `horizon` (or has not), as of change `through` or later, read
+/// and kept plate by plate as the rows arrive (in plate order).
+pub(super) async fn all_rights(
+    store: &Store,
+    through: i64,
+    horizon: i64,
+) -> Result<Plates, AppError> {
+    store
+        .sqlite_read_blocking(move |conn| {
+            let mut statement = conn.prepare(ALL_RIGHTS_SQL)?;
+            let mut failed = None;
+            let rows = statement
+                .query_map([horizon], RightRow::from_sqlite)?
+                .map_while(|row| row.map_err(|err| failed = Some(err)).ok());
+            let plates = Plates::from_rows(rows, through, horizon);
+            match failed {
+                Some(err) => Err(err),
+                None => Ok(plates),
+            }
+        })
+        .await
+}
+
+/// Deletes all but the latest [`CHANGES_KEPT`] changes, [`FORGET_AT_ONCE`] at a time (a
+/// million rows deleted in one transaction held the writer, and so the check log, for seconds).
+pub(super) async fn forget_old_changes(store: &Store) -> Result<(), AppError> {
+    if let Backend::Sqlite(db) = store.backend() {
+        for _ in 0..FORGET_ROUNDS {
+            let mut conn = db.writer.acquire().await?;
+            let deleted = sqlx::query(
+                "DELETE FROM right_changes WHERE seq <= MIN( \
+                     (SELECT MAX(seq) FROM right_changes) - $1, \
+                     (SELECT MIN(seq) FROM right_changes) + $2)",
+            )
+            .bind(CHANGES_KEPT)
+            .bind(FORGET_AT_ONCE - 1)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if deleted < FORGET_AT_ONCE as u64 {
+                break;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,365 @@
+//! What the rights memory holds: every plate's rights, as compact as a check allows, and the
+//! rows a check's statement would give, answered from them.
+
+use std::collections::HashMap;
+
+use crate::rights::gather::{PERMIT, RightRow, STAY, TICKET};
+
+/// One right as the memory keeps it: only what a check shows or decides by.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Right {
+    Ticket {
+        lot: i64,
+        provider: Box<str>,
+        ticket_id: Box<str>,
+        start_at: i64,
+        end_at: Option<i64>,
+        seq: i64,
+    },
+    Stay {
+        lot: i64,
+        reference_no: Box<str>,
+        entry_at: i64,
+        exit_at: Option<i64>,
+        seq: i64,
+    },
+    Permit(Box<PermitRight>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct PermitRight {
+    lot: i64,
+    permit_id: Box<str>,
+    definition_id: i64,
+    name: Box<str>,
+    time_zone: Box<str>,
+    schedule: Box<str>,
+    valid_from: Box<str>,
+    valid_to: Box<str>,
+    created_at: i64,
+    starts_at: i64,
+    ends_at: i64,
+}
+
+impl Right {
+    pub(super) fn from_row(row: RightRow) -> Option<Self> {
+        Some(match row.kind {
+            TICKET => Self::Ticket {
+                lot: row.lot_id,
+                provider: row.name.unwrap_or_default().into(),
+                ticket_id: row.key.into(),
+                start_at: row.start_at,
+                end_at: row.end_at,
+                seq: row.seq?,
+            },
+            STAY => Self::Stay {
+                lot: row.lot_id,
+                reference_no: row.key.into(),
+                entry_at: row.start_at,
+                exit_at: row.end_at,
+                seq: row.seq?,
+            },
+            PERMIT => Self::Permit(Box::new(PermitRight {
+                lot: row.lot_id,
+                permit_id: row.key.into(),
+                definition_id: row.definition_id?,
+                name: row.name?.into(),
+                time_zone: row.time_zone?.into(),
+                schedule: row.schedule?.into(),
+                valid_from: row.valid_from?.into(),
+                valid_to: row.valid_to?.into(),
+                created_at: row.start_at,
+                starts_at: row.span_from?,
+                ends_at: row.span_to?,
+            })),
+            _ => return None,
+        })
+    }
+
+    /// The row the database would have given for `plate`.
+    fn to_row(&self, plate: &str) -> RightRow {
+        match self {
+            Self::Ticket {
+                lot,
+                provider,
+                ticket_id,
+                start_at,
+                end_at,
+                seq,
+            } => RightRow {
+                name: Some(provider.to_string()),
+                start_at: *start_at,
+                end_at: *end_at,
+                seq: Some(*seq),
+                ..RightRow::bare(TICKET, plate, ticket_id, *lot)
+            },
+            Self::Stay {
+                lot,
+                reference_no,
+                entry_at,
+                exit_at,
+                seq,
+            } => RightRow {
+                start_at: *entry_at,
+                end_at: *exit_at,
+                seq: Some(*seq),
+                ..RightRow::bare(STAY, plate, reference_no, *lot)
+            },
+            Self::Permit(p) => RightRow {
+                name: Some(p.name.to_string()),
+                start_at: p.created_at,
+                definition_id: Some(p.definition_id),
+                time_zone: Some(p.time_zone.to_string()),
+                schedule: Some(p.schedule.to_string()),
+                valid_from: Some(p.valid_from.to_string()),
+                valid_to: Some(p.valid_to.to_string()),
+                span_from: Some(p.starts_at),
+                span_to: Some(p.ends_at),
+                ..RightRow::bare(PERMIT, plate, &p.permit_id, p.lot)
+            },
+        }
+    }
+
+    /// Whether the check's statement would select this right: at `lot`, begun by `from`, not
+    /// ended by `until` (the start of the grace period).
+    fn applies(&self, want: i64, from: i64, until: i64) -> bool {
+        match self {
+            Self::Ticket {
+                lot,
+                start_at,
+                end_at,
+                ..
+            }
+            | Self::Stay {
+                lot,
+                entry_at: start_at,
+                exit_at: end_at,
+                ..
+            } => *lot == want && *start_at <= from && end_at.is_none_or(|end| end > until),
+            Self::Permit(p) => p.lot == want && p.starts_at <= from && p.ends_at > until,
+        }
+    }
+
+    /// Whether it ended before `horizon` (and so no longer matters to a check the memory answers).
+    fn over_before(&self, horizon: i64) -> bool {
+        match self {
+            Self::Ticket { end_at, .. }
+            | Self::Stay {
+                exit_at: end_at, ..
+            } => end_at.is_some_and(|end| end <= horizon),
+            Self::Permit(p) => p.ends_at <= horizon,
+        }
+    }
+}
+
+/// The rights of every plate, as of change `through`.
+#[derive(Default)]
+pub(super) struct Plates {
+    by_plate: HashMap<Box<str>, Box<[Right]>>,
+    /// Every change up to this number is in `by_plate`.
+    pub(super) through: i64,
+    /// Rights that ended before this instant (unix µs) may be missing.
+    pub(super) horizon: i64,
+    pub(super) loaded: bool,
+}
+
+impl Plates {
+    /// Rows in the order the statement gives them (by plate, then as a check orders them).
+    pub(super) fn from_rows(
+        rows: impl IntoIterator<Item = RightRow>,
+        through: i64,
+        horizon: i64,
+    ) -> Self {
+        let mut plates = Self {
+            through,
+            horizon,
+            loaded: true,
+            ..Self::default()
+        };
+        let mut current: Option<(String, Vec<Right>)> = None;
+        for row in rows {
+            if let Some((plate, rights)) = current.take_if(|(plate, _)| *plate != row.plate) {
+                plates.put(plate, rights);
+            }
+            let (_, rights) = current.get_or_insert_with(|| (row.plate.clone(), Vec::new()));
+            rights.extend(Right::from_row(row));
+        }
+        if let Some((plate, rights)) = current {
+            plates.put(plate, rights);
+        }
+        plates
+    }
+
+    /// Replaces what it holds of `plate` (forgets the plate if `rights` is empty).
+    pub(super) fn put(&mut self, plate: String, rights: Vec<Right>) {
+        if rights.is_empty() {
+            self.by_plate.remove(plate.as_str());
+        } else {
+            self.by_plate
+                .insert(plate.into_boxed_str(), rights.into_boxed_slice());
+        }
+    }
+
+    /// The rows of `plate` the check's statement would give at `lot` for `from` and `until`.
+    pub(super) fn rows_at(&self, plate: &str, lot: i64, from: i64, until: i64) -> Vec<RightRow> {
+        self.by_plate
+            .get(plate)
+            .map(|rights| {
+                rights
+                    .iter()
+                    .filter(|r| r.applies(lot, from, until))
+                    .map(|r| r.to_row(plate))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// How many plates it holds a right for.
+    pub(super) fn len(&self) -> usize {
+        self.by_plate.len()
+    }
+
+    pub(super) fn prune(&mut self, horizon: i64) {
+        self.by_plate.retain(|_, rights| {
+            if rights.iter().any(|r| r.over_before(horizon)) {
+                let kept: Vec<Right> = rights
+                    .iter()
+                    .filter(|r| !r.over_before(horizon))
+                    .cloned()
+                    .collect();
+                *rights = kept.into_boxed_slice();
+            }
+            !rights.is_empty()
+        });
+        self.horizon = self.horizon.max(horizon);
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    pub(in crate::rights::memory) fn ticket(
+        plate: &str,
+        lot: i64,
+        start_at: i64,
+        end_at: Option<i64>,
+    ) -> RightRow {
+        RightRow {
+            name: Some("provider".to_owned()),
+            start_at,
+            end_at,
+            seq: Some(start_at),
+            ..RightRow::bare(TICKET, plate, &format!("t-{plate}-{start_at}"), lot)
+        }
+    }
+
+    fn permit(plate: &str, lot: i64, starts_at: i64, ends_at: i64) -> RightRow {
+        RightRow {
+            kind: PERMIT,
+            definition_id: Some(7),
+            name: Some("Mornings".to_owned()),
+            time_zone: Some("Europe/Stockholm".to_owned()),
+            schedule: Some("[]".to_owned()),
+            valid_from: Some("2025-01-01".to_owned()),
+            valid_to: Some("2025-12-31".to_owned()),
+            seq: None,
+            end_at: None,
+            span_from: Some(starts_at),
+            span_to: Some(ends_at),
+            ..ticket(plate, lot, 1, None)
+        }
+    }
+
+    #[test]
+    fn rows_are_kept_by_plate_in_the_order_read_and_come_back_as_read() {
+        let rows = vec![
+            ticket("AAA111", 12, 10, Some(20)),
+            ticket("AAA111", 14, 15, None),
+            permit("AAA111", 12, 0, 100),
+            ticket("BBB222", 12, 5, None),
+        ];
+        let plates = Plates::from_rows(rows, 3, 0);
+        assert_eq!(plates.by_plate.len(), 2);
+        assert_eq!(plates.by_plate["AAA111"].len(), 3);
+        let back = plates.by_plate["AAA111"][2].to_row("AAA111");
+        let original = permit("AAA111", 12, 0, 100);
+        assert_eq!(
+            (
+                back.kind,
+                back.key,
+                back.schedule,
+                back.span_from,
+                back.span_to
+            ),
+            (
+                original.kind,
+                original.key,
+                original.schedule,
+                original.span_from,
+                original.span_to
+            )
+        );
+    }
+
+    /// The edges the statement has: begun at `from` counts, ended at `until` does not; a
+    /// permit's span is [starts_at, ends_at).
+    #[test]
+    fn a_right_applies_as_the_statement_selects_it() {
+        let plates = Plates::from_rows(
+            vec![
+                ticket("AAA111", 12, 10, Some(20)),
+                ticket("AAA111", 14, 10, None),
+                permit("AAA111", 12, 30, 40),
+            ],
+            1,
+            0,
+        );
+        let rows = |from, until| {
+            plates
+                .rows_at("AAA111", 12, from, until)
+                .into_iter()
+                .map(|r| r.key)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(rows(10, 10), ["t-AAA111-10"]);
+        assert_eq!(rows(9, 9), Vec::<String>::new());
+        assert_eq!(rows(25, 19), ["t-AAA111-10"], "ended within the grace");
+        assert_eq!(rows(25, 20), Vec::<String>::new());
+        assert_eq!(rows(30, 30), ["t-AAA111-1"]);
+        assert_eq!(rows(50, 39), ["t-AAA111-1"]);
+        assert_eq!(rows(50, 40), Vec::<String>::new());
+        assert!(plates.rows_at("ZZZ999", 12, 10, 10).is_empty());
+    }
+
+    #[test]
+    fn pruning_drops_what_ended_and_plates_left_with_nothing() {
+        let mut plates = Plates::from_rows(
+            vec![
+                ticket("AAA111", 12, 10, Some(20)),
+                ticket("AAA111", 12, 30, None),
+                ticket("BBB222", 12, 10, Some(20)),
+                permit("CCC333", 12, 0, 20),
+                permit("DDD444", 12, 0, 21),
+            ],
+            1,
+            0,
+        );
+        plates.prune(20);
+        assert_eq!(plates.horizon, 20);
+        let mut left: Vec<(&str, usize)> = plates
+            .by_plate
+            .iter()
+            .map(|(plate, rights)| (&**plate, rights.len()))
+            .collect();
+        left.sort();
+        assert_eq!(left, [("AAA111", 1), ("DDD444", 1)]);
+    }
+
+    #[test]
+    fn a_plate_read_again_with_nothing_left_is_forgotten() {
+        let mut plates = Plates::from_rows(vec![ticket("AAA111", 12, 10, None)], 1, 0);
+        plates.put("AAA111".to_owned(), Vec::new());
+        assert!(plates.by_plate.is_empty());
+    }
+}
