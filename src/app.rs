@@ -47,7 +47,7 @@ pub struct ServeConfig {
     pub plate_retention: Duration,
     /// How often that is done.
     pub privacy_interval: Duration,
-    /// How far back the rights memory (SQLite) keeps rights that ended: a check about an
+    /// How far back the rights memory keeps rights that ended: a check about an
     /// earlier instant (less the lot's grace) reads the database.
     pub rights_memory_keep: Duration,
     /// Requests per second per token (`None`: no limit).

@@ -86,7 +86,7 @@ pub struct ServeArgs {
     /// Days events are kept for subscribers that are away.
     #[arg(long, env = "PARKHUB_EVENT_RETENTION_DAYS", default_value_t = 30)]
     pub event_retention_days: u64,
-    /// Minutes the rights memory (SQLite) keeps rights that ended: a check about an earlier
+    /// Minutes the rights memory keeps rights that ended: a check about an earlier
     /// instant reads the database.
     #[arg(
         long,

@@ -1,7 +1,8 @@
 //! The rights memory through real HTTP: a check follows this instance's writes at once and
-//! another instance's on the same database within moments (10 ms on SQLite), and an instant
-//! older than the memory keeps is answered from the database, the same way. On SQLite /metrics shows which answered; on PostgreSQL every
-//! check reads the database.
+//! another instance's on the same database within moments (10 ms on SQLite, a notification on
+//! PostgreSQL), an instant older than the memory keeps is answered from the database, the same
+//! way, and once the writes are heard every other check is answered from memory (/metrics
+//! shows which answered).
 
 mod common;
 
@@ -16,6 +17,7 @@ use serde_json::json;
 backend_tests!(
     checks_follow_every_writer_at_once,
     instants_older_than_kept_are_read_from_the_database,
+    once_the_writes_are_heard_checks_are_answered_from_memory,
 );
 
 /// `now` moved by `minutes`, to the second, as the APIs take it.
@@ -43,9 +45,19 @@ async fn sources(server: &TestServer) -> (u64, u64) {
     )
 }
 
-/// Longer than another process's change can go unseen (SQLite: 10 ms).
+/// Longer than another process's change can go unseen (SQLite: 10 ms; PostgreSQL: its
+/// notification's way).
 async fn after_another_instance_wrote() {
     tokio::time::sleep(Duration::from_millis(30)).await;
+}
+
+/// Until this instance's writes are heard back: on PostgreSQL the first check after them reads
+/// the database and asks for a sync (see src/rights/memory/listen.rs), which comes back in
+/// moments; on SQLite nothing to wait for.
+async fn until_own_writes_are_heard(w: &World) {
+    let at = minutes_from(Timestamp::now(), 0);
+    allowed(w, "SETTLE1", &at).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
 async fn checks_follow_every_writer_at_once(backend: Backend) {
@@ -158,10 +170,66 @@ async fn instants_older_than_kept_are_read_from_the_database(backend: Backend) {
     assert_eq!(answer["allowed"], true, "{answer}");
     assert_eq!(answer["rights"][0]["ticketId"], "o-1", "{answer}");
     // Now it does not: from memory (which no longer holds it, and need not).
+    until_own_writes_are_heard(&w).await;
+    let (memory_before, database_before) = sources(&w.server).await;
     assert!(!allowed(&w, "OLD111", &minutes_from(now, 0)).await);
-    if backend == Backend::Sqlite {
-        let (memory, database) = sources(&w.server).await;
-        assert_eq!(database, 1, "only the old instant reads the database");
-        assert_eq!(memory, 1);
+    let answer = w
+        .check(&format!(
+            "licenseNumber=OLD111&parkingLotId=12&at={}",
+            minutes_from(now, -240)
+        ))
+        .await;
+    assert_eq!(answer["allowed"], true, "{answer}");
+    let (memory, database) = sources(&w.server).await;
+    assert_eq!(
+        database - database_before,
+        1,
+        "only the old instant reads the database"
+    );
+    assert_eq!(memory - memory_before, 1);
+}
+
+async fn once_the_writes_are_heard_checks_are_answered_from_memory(backend: Backend) {
+    let w = world(backend, |c| {
+        c.rights_memory_keep = Duration::from_secs(2 * 3600)
+    })
+    .await;
+    let other = TestServer::start_on(&w.server.database_url, |_| {}).await;
+    let now = Timestamp::now();
+    let at = minutes_from(now, 0);
+    w.ticket(
+        "q-1",
+        "QUIET1",
+        12,
+        &minutes_from(now, -10),
+        Some(&minutes_from(now, 60)),
+    )
+    .await;
+    let ticket = json!({"eventType": "CreateOrUpdate", "ticketId": "q-2", "parkingLotId": 12,
+                        "startDate": minutes_from(now, -5), "endDate": minutes_from(now, 30),
+                        "licenseNumber": "QUIET2"});
+    let (status, body) = other
+        .post("/api/v1/actions/tickets", &w.provider, &ticket)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    after_another_instance_wrote().await;
+    until_own_writes_are_heard(&w).await;
+
+    let (memory_before, database_before) = sources(&w.server).await;
+    for _ in 0..3 {
+        assert!(allowed(&w, "QUIET1", &at).await);
+        assert!(allowed(&w, "QUIET2", &at).await);
+        assert!(!allowed(&w, "QUIET3", &at).await);
     }
+    let (memory, database) = sources(&w.server).await;
+    assert_eq!(
+        (memory - memory_before, database - database_before),
+        (9, 0),
+        "every check from memory"
+    );
+    assert!(
+        w.server.metric("parkhub_rights_memory_plates").await >= 2,
+        "the memory holds both plates"
+    );
+    other.stop().await;
 }

@@ -120,6 +120,13 @@ pub(super) const PLATE_RIGHTS_SQL: &str = rights_sql!(
     "v.license_norm = $1 AND p.ends_at > $2"
 );
 
+/// The same for several plates ($1, an array; PostgreSQL).
+pub(super) const PLATES_RIGHTS_SQL: &str = rights_sql!(
+    "t.license_norm = ANY($1) AND (t.end_at IS NULL OR t.end_at > $2)",
+    "s.ticket_key = ANY($1) AND (s.exit_at IS NULL OR s.exit_at > $2)",
+    "v.license_norm = ANY($1) AND p.ends_at > $2"
+);
+
 /// The same for every plate.
 pub(super) const ALL_RIGHTS_SQL: &str = rights_sql!(
     "(t.end_at IS NULL OR t.end_at > $1)",
@@ -226,37 +233,31 @@ pub async fn rights_at(
 ) -> Result<Found, AppError> {
     let since = at.checked_sub(grace).unwrap_or(at);
     let (from, until) = (to_micros(at), to_micros(since));
-    let rows: Vec<RightRow> = match store.backend() {
-        // The check enforcement waits for: on SQLite from the rights memory when it holds the
-        // latest change committed, else one indexed lookup; both run where it is asked.
-        Backend::Sqlite(db) => {
-            match store
-                .caches()
-                .rights
-                .rows(store, db, plate, lot.id, (from, until))
-                .await?
-            {
-                Some(rows) => rows,
-                None => db.inline.read(|conn| {
-                    conn.prepare_cached(RIGHTS_SQL)?
-                        .query_map(
-                            rusqlite::params![plate, lot.id, from, until, from + 1],
-                            RightRow::from_sqlite,
-                        )?
-                        .collect()
-                })?,
+    // The check enforcement waits for: from the rights memory when it holds every change
+    // committed, else one indexed lookup (on SQLite run where it is asked).
+    let memory = &store.caches().rights;
+    let rows: Vec<RightRow> = match memory.rows(store, plate, lot.id, (from, until)).await? {
+        Some(rows) => rows,
+        None => match store.backend() {
+            Backend::Sqlite(db) => db.inline.read(|conn| {
+                conn.prepare_cached(RIGHTS_SQL)?
+                    .query_map(
+                        rusqlite::params![plate, lot.id, from, until, from + 1],
+                        RightRow::from_sqlite,
+                    )?
+                    .collect()
+            })?,
+            Backend::Postgres(pool) => {
+                sqlx::query_as(RIGHTS_SQL)
+                    .bind(plate)
+                    .bind(lot.id)
+                    .bind(from)
+                    .bind(until)
+                    .bind(from + 1)
+                    .fetch_all(pool)
+                    .await?
             }
-        }
-        Backend::Postgres(pool) => {
-            sqlx::query_as(RIGHTS_SQL)
-                .bind(plate)
-                .bind(lot.id)
-                .bind(from)
-                .bind(until)
-                .bind(from + 1)
-                .fetch_all(pool)
-                .await?
-        }
+        },
     };
     found(rows, lot, at, since)
 }

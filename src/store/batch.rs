@@ -11,6 +11,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -43,11 +44,12 @@ pub struct Batcher<J: Batched> {
 }
 
 impl<J: Batched> Batcher<J> {
-    pub fn spawn(pool: PgPool, lanes: usize) -> Self {
+    /// `committed` counts the batches run (see [`crate::store::Store::writes_committed`]).
+    pub fn spawn(pool: PgPool, lanes: usize, committed: Arc<AtomicU64>) -> Self {
         let (jobs, receiver) = mpsc::channel(4 * MAX_BATCH);
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..lanes.max(1) {
-            tokio::spawn(lane(pool.clone(), receiver.clone()));
+            tokio::spawn(lane(pool.clone(), receiver.clone(), committed.clone()));
         }
         Self { jobs }
     }
@@ -65,7 +67,11 @@ impl<J: Batched> Batcher<J> {
     }
 }
 
-async fn lane<J: Batched>(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Pending<J>>>>) {
+async fn lane<J: Batched>(
+    pool: PgPool,
+    receiver: Arc<Mutex<mpsc::Receiver<Pending<J>>>>,
+    committed: Arc<AtomicU64>,
+) {
     let mut batch: Vec<Pending<J>> = Vec::with_capacity(MAX_BATCH);
     loop {
         {
@@ -83,7 +89,10 @@ async fn lane<J: Batched>(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Pendi
             }
         }
         let (jobs, replies): (Vec<J>, Vec<_>) = batch.drain(..).unzip();
-        for (reply, result) in replies.into_iter().zip(run(&pool, &jobs).await) {
+        let results = run(&pool, &jobs).await;
+        // Before any caller is answered: what it was told is committed is counted.
+        committed.fetch_add(1, Ordering::AcqRel);
+        for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
         }
     }

@@ -15,6 +15,7 @@ pub mod lender;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,6 +65,9 @@ pub struct Store {
     batchers: Arc<Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>>,
     /// This instance's name in the event notifications it sends (see [`Store::origin`]).
     origin: Arc<str>,
+    /// PostgreSQL: the write transactions this process has committed (see
+    /// [`Store::writes_committed`]).
+    committed: Arc<AtomicU64>,
 }
 
 /// In-memory copies of what almost every request reads (see [`cache`]); each capability's
@@ -150,6 +154,7 @@ impl Store {
             feed,
             batchers: Arc::default(),
             origin: uuid::Uuid::new_v4().simple().to_string().into(),
+            committed: Arc::default(),
         })
     }
 
@@ -180,6 +185,24 @@ impl Store {
         &self.origin
     }
 
+    /// How many write transactions this process has committed so far (the check log's aside):
+    /// what it committed before this number last changed is visible to a read started after
+    /// it was read, for the count goes up after a commit, before its caller answers. A reader
+    /// that keeps copies (the rights memory) compares two counts to know whether this process
+    /// wrote in between.
+    pub fn writes_committed(&self) -> u64 {
+        match self.backend() {
+            Backend::Sqlite(db) => db.writer.loans_ended(),
+            Backend::Postgres(_) => self.committed.load(Ordering::Acquire),
+        }
+    }
+
+    /// Counts a write transaction committed on PostgreSQL (see [`Store::writes_committed`]);
+    /// [`write_tx!`](crate::write_tx) and the batchers call it.
+    pub fn note_commit(&self) {
+        self.committed.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// The connections for event feeds on PostgreSQL.
     pub fn feed_pool(&self) -> Option<&PgPool> {
         self.feed.as_ref()
@@ -197,7 +220,13 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         batchers
             .entry(TypeId::of::<J>())
-            .or_insert_with(|| Arc::new(batch::Batcher::<J>::spawn(pool.clone(), batch::LANES)))
+            .or_insert_with(|| {
+                Arc::new(batch::Batcher::<J>::spawn(
+                    pool.clone(),
+                    batch::LANES,
+                    self.committed.clone(),
+                ))
+            })
             .clone()
             .downcast::<batch::Batcher<J>>()
             .ok()
@@ -388,6 +417,7 @@ macro_rules! write_tx {
                 let mut $tx = pool.begin().await?;
                 let out = $body;
                 $tx.commit().await?;
+                $store.note_commit();
                 out
             }
         }

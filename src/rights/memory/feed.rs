@@ -1,11 +1,14 @@
-//! The rights memory's reads and writes of the database (SQLite): the latest change, the plates
-//! changed since, their rights or everyone's, and the deletion of changes no instance needs.
+//! The rights memory's reads and writes of the database: the latest change, the plates changed
+//! since and the deletion of changes no instance needs (SQLite; PostgreSQL announces them, see
+//! [`super::listen`]), and the rights of some plates or everyone's (both).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
-use super::plates::{Plates, Right};
+use futures_util::TryStreamExt;
+
+use super::plates::{Building, Plates, Right};
 use crate::http::AppError;
-use crate::rights::gather::{ALL_RIGHTS_SQL, PLATE_RIGHTS_SQL, RightRow};
+use crate::rights::gather::{ALL_RIGHTS_SQL, PLATE_RIGHTS_SQL, PLATES_RIGHTS_SQL, RightRow};
 use crate::store::{Backend, Store};
 
 /// The latest change committed (0: none yet).
@@ -55,6 +58,36 @@ pub(super) async fn plate_rights(
     plates: Vec<String>,
     horizon: i64,
 ) -> Result<Vec<(String, Vec<Right>)>, AppError> {
+    let pool = match store.backend() {
+        Backend::Sqlite(_) => return sqlite_plate_rights(store, plates, horizon).await,
+        Backend::Postgres(pool) => pool,
+    };
+    // One statement for all of them, one round trip.
+    let mut read: HashMap<String, Vec<Right>> = HashMap::with_capacity(plates.len());
+    {
+        let mut rows = sqlx::query_as::<_, RightRow>(PLATES_RIGHTS_SQL)
+            .bind(&plates)
+            .bind(horizon)
+            .fetch(pool);
+        while let Some(row) = rows.try_next().await? {
+            let rights = read.entry(row.plate.clone()).or_default();
+            rights.extend(Right::from_row(row));
+        }
+    }
+    Ok(plates
+        .into_iter()
+        .map(|plate| {
+            let rights = read.remove(&plate).unwrap_or_default();
+            (plate, rights)
+        })
+        .collect())
+}
+
+async fn sqlite_plate_rights(
+    store: &Store,
+    plates: Vec<String>,
+    horizon: i64,
+) -> Result<Vec<(String, Vec<Right>)>, AppError> {
     store
         .sqlite_read_blocking(move |conn| {
             let mut statement = conn.prepare_cached(PLATE_RIGHTS_SQL)?;
@@ -80,6 +113,21 @@ pub(super) async fn all_rights(
     through: i64,
     horizon: i64,
 ) -> Result<Plates, AppError> {
+    let pool = match store.backend() {
+        Backend::Sqlite(_) => return sqlite_all_rights(store, through, horizon).await,
+        Backend::Postgres(pool) => pool,
+    };
+    let mut building = Building::new(through, horizon);
+    let mut rows = sqlx::query_as::<_, RightRow>(ALL_RIGHTS_SQL)
+        .bind(horizon)
+        .fetch(pool);
+    while let Some(row) = rows.try_next().await? {
+        building.push(row);
+    }
+    Ok(building.finish())
+}
+
+async fn sqlite_all_rights(store: &Store, through: i64, horizon: i64) -> Result<Plates, AppError> {
     store
         .sqlite_read_blocking(move |conn| {
             let mut statement = conn.prepare(ALL_RIGHTS_SQL)?;

@@ -1,16 +1,20 @@
 //! Every current right, by plate, in memory: the answer to a check without a lookup in the
-//! database (SQLite), kept current from `right_changes`, the plates whose rights changed in
-//! commit order, written by triggers (migrations/sqlite/0006).
+//! database, kept current from the plates whose rights changed, which triggers record (SQLite:
+//! the table `right_changes`, in commit order; migrations/sqlite/0006) or announce (PostgreSQL:
+//! notifications, see [`listen`]; migrations/postgres/0006).
 //!
-//! A check uses the memory only when it holds everything up to the latest change committed. That
-//! number is read again (`max(seq)`, where the lookup it replaces reads six tables) whenever this
-//! process has written since it was last read, so what this process told a client is committed is
-//! always in the answer; otherwise it serves for [`PROBE_SERVES`], the longest another process's
-//! change (on the same file) can go unseen. When the memory cannot answer (still loading, behind,
-//! or asked about an instant older than it keeps) the check reads the database as before and
-//! wakes the task that catches the memory up.
+//! A check uses the memory only when it holds every change committed that it must see: every
+//! change this process told a client was committed, and another's within moments. On SQLite the
+//! latest change (`max(seq)`, where the lookup it replaces reads six tables) is read again
+//! whenever this process has written since it was last read; otherwise it serves for
+//! [`PROBE_SERVES`], the longest another process's change (on the same file) can go unseen. On
+//! PostgreSQL the memory must have read again every plate heard of, and have heard back a sync
+//! sent after this process's latest write. When the memory cannot answer (still loading,
+//! behind, or asked about an instant older than it keeps) the check reads the database as
+//! before and wakes the task that catches the memory up.
 
 mod feed;
+mod listen;
 mod plates;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -23,11 +27,12 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{Mutex, Notify};
 
 use self::feed::{all_rights, changed_plates, forget_old_changes, latest_change, plate_rights};
+use self::listen::{Changed, Heard};
 use self::plates::Plates;
 use super::gather::RightRow;
 use crate::domain::time::to_micros;
 use crate::http::AppError;
-use crate::store::{Backend, SqliteDb, Store};
+use crate::store::{Backend, Store};
 
 /// How often rights that ended longer ago than the memory keeps are dropped.
 const PRUNE_EVERY: Duration = Duration::from_secs(15 * 60);
@@ -56,6 +61,15 @@ enum Behind {
     TooOld,
 }
 
+/// What a catch-up may read.
+#[derive(PartialEq, Eq)]
+enum Reading {
+    /// A check's: the rights of a few plates, no more.
+    PlatesOnly,
+    /// The task's: everything, if that is what changed.
+    Anything,
+}
+
 /// The latest change as last read, with what this process had written by then.
 struct Probe {
     /// The writer's loans ended (see [`crate::store::lender::Lender::loans_ended`]) before it
@@ -68,8 +82,10 @@ struct Probe {
 /// The rights memory of one process.
 #[derive(Default)]
 pub struct RightsMemory {
-    /// The latest change read by a check, if any.
+    /// SQLite: the latest change read by a check, if any.
     probe: std::sync::Mutex<Option<Probe>>,
+    /// PostgreSQL: the changes heard of.
+    heard: Heard,
     plates: RwLock<Plates>,
     /// One catch-up at a time, so an older read never overwrites a newer one.
     catching_up: Mutex<()>,
@@ -119,21 +135,28 @@ impl RightsMemory {
     pub(super) async fn rows(
         &self,
         store: &Store,
-        db: &SqliteDb,
         plate: &str,
         lot: i64,
         (from, until): (i64, i64),
     ) -> Result<Option<Vec<RightRow>>, AppError> {
-        let latest = self.latest(db.writer.loans_ended(), || {
-            db.inline.read(|conn| {
-                conn.prepare_cached(feed::LATEST_CHANGE_SQL)?
-                    .query_row([], |row| row.get(0))
-            })
-        })?;
+        let latest = match store.backend() {
+            Backend::Sqlite(db) => Some(self.latest(db.writer.loans_ended(), || {
+                db.inline.read(|conn| {
+                    conn.prepare_cached(feed::LATEST_CHANGE_SQL)?
+                        .query_row([], |row| row.get(0))
+                })
+            })?),
+            Backend::Postgres(_) => self.heard.latest(store.writes_committed()),
+        };
+        let Some(latest) = latest else {
+            self.wake.notify_one();
+            self.from_database.inc();
+            return Ok(None);
+        };
         let mut rows = self.current_rows(plate, lot, from, until, latest);
         if let Err(Behind::Few) = rows {
             if let Ok(_one) = self.catching_up.try_lock() {
-                self.catch_up_alone(store).await?;
+                self.catch_up_alone(store, Reading::PlatesOnly).await?;
                 rows = self.current_rows(plate, lot, from, until, latest);
             }
         }
@@ -177,38 +200,87 @@ impl RightsMemory {
     /// when much changed) and applies it.
     async fn catch_up(&self, store: &Store) -> Result<(), AppError> {
         let _one = self.catching_up.lock().await;
-        self.catch_up_alone(store).await
+        self.catch_up_alone(store, Reading::Anything).await
     }
 
     /// [`Self::catch_up`], for a caller holding `catching_up`.
-    async fn catch_up_alone(&self, store: &Store) -> Result<(), AppError> {
+    async fn catch_up_alone(&self, store: &Store, reads: Reading) -> Result<(), AppError> {
         let (loaded, through, horizon) = match self.plates.read() {
             Ok(p) => (p.loaded, p.through, p.horizon),
             Err(_) => (false, 0, 0),
         };
-        let latest = latest_change(store).await?;
-        if loaded && latest <= through {
+        let (latest, changed) = match store.backend() {
+            Backend::Sqlite(_) => {
+                let latest = latest_change(store).await?;
+                if loaded && latest <= through {
+                    return Ok(());
+                }
+                let changed = if loaded && latest - through <= MOST_PLATES_AT_ONCE {
+                    changed_plates(store, through, latest).await?
+                } else {
+                    None
+                };
+                (latest, changed.map_or(Changed::Everything, Changed::Plates))
+            }
+            Backend::Postgres(_) => {
+                let (latest, changed) = self.heard.take(loaded, MOST_PLATES_AT_ONCE as usize);
+                if loaded && latest <= through {
+                    return Ok(());
+                }
+                (latest, changed)
+            }
+        };
+        if reads == Reading::PlatesOnly && matches!(changed, Changed::Everything) {
+            // Seconds of reading: the task's, while checks read the database.
+            self.put_back(store, changed);
+            self.wake.notify_one();
             return Ok(());
         }
-        let changed = if loaded && latest - through <= MOST_PLATES_AT_ONCE {
-            changed_plates(store, through, latest).await?
-        } else {
-            None
-        };
+        let read = self.read_again(store, latest, changed, horizon).await;
+        if let Err((changed, err)) = read {
+            self.put_back(store, changed);
+            return Err(err);
+        }
+        self.plates_held.set(self.plates() as i64);
+        Ok(())
+    }
+
+    /// Gives back what a catch-up took and did not read (PostgreSQL: what was heard; on SQLite
+    /// the changes are read again from the table).
+    fn put_back(&self, store: &Store, changed: Changed) {
+        if let Backend::Postgres(_) = store.backend() {
+            self.heard.put_back(changed);
+        }
+    }
+
+    /// Reads the rights of the plates that `changed` (or everyone's) again, and holds them as
+    /// of change `latest`; on failure gives back what it was to read.
+    async fn read_again(
+        &self,
+        store: &Store,
+        latest: i64,
+        changed: Changed,
+        horizon: i64,
+    ) -> Result<(), (Changed, AppError)> {
         match changed {
-            Some(plates) => {
-                let fresh = plate_rights(store, plates, horizon).await?;
-                let mut memory = self.write()?;
+            Changed::Plates(plates) => {
+                let fresh = match plate_rights(store, plates.clone(), horizon).await {
+                    Ok(fresh) => fresh,
+                    Err(err) => return Err((Changed::Plates(plates), err)),
+                };
+                let mut memory = self.write().map_err(|err| (Changed::Everything, err))?;
                 for (plate, rights) in fresh {
                     memory.put(plate, rights);
                 }
                 memory.through = latest;
             }
-            None => {
-                *self.write()? = all_rights(store, latest, self.horizon()).await?;
+            Changed::Everything => {
+                let all = all_rights(store, latest, self.horizon())
+                    .await
+                    .map_err(|err| (Changed::Everything, err))?;
+                *self.write().map_err(|err| (Changed::Everything, err))? = all;
             }
         }
-        self.plates_held.set(self.plates() as i64);
         Ok(())
     }
 
@@ -236,24 +308,32 @@ impl RightsMemory {
         self.plates.read().map(|p| p.len()).unwrap_or(0)
     }
 
-    /// Keeps the memory current until `shutdown`: at once, whenever a check finds it behind, and
-    /// every [`LOOK_EVERY`]; keeps rights that ended up to `keep` ago; drops older ones and the changes no instance needs.
-    /// SQLite only: on PostgreSQL checks read the database.
+    /// Keeps the memory current until `shutdown`: at once, whenever a check finds it behind or
+    /// (PostgreSQL) a change is heard of, and every [`LOOK_EVERY`]; keeps rights that ended up
+    /// to `keep` ago; drops older ones and (SQLite) the changes no instance needs.
     pub fn spawn(
         self: Arc<Self>,
         store: Store,
         keep: Duration,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
-        if !matches!(store.backend(), Backend::Sqlite(_)) {
-            return;
-        }
         let keep = i64::try_from(keep.as_micros()).unwrap_or(i64::MAX);
         self.keep.store(keep, Ordering::Relaxed);
+        if let Backend::Postgres(pool) = store.backend() {
+            let (memory, pool, origin) = (self.clone(), pool.clone(), store.origin().to_owned());
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let wake = || memory.wake.notify_one();
+                listen::listen(pool, origin, &memory.heard, wake, shutdown).await;
+            });
+        }
         tokio::spawn(async move {
             let mut pruned = tokio::time::Instant::now();
             let mut forgot = tokio::time::Instant::now();
             loop {
+                if let Err(err) = self.sync(&store).await {
+                    tracing::warn!(error = %err, "could not ask to hear this instance's writes back; checks read the database");
+                }
                 if let Err(err) = self.catch_up(&store).await {
                     tracing::warn!(error = %err, "could not bring the rights memory up to date; checks read the database");
                 }
@@ -276,6 +356,17 @@ impl RightsMemory {
                 }
             }
         });
+    }
+
+    /// PostgreSQL: sends the sync a check waits for, if any (see [`listen`]).
+    async fn sync(&self, store: &Store) -> Result<(), AppError> {
+        let Backend::Postgres(pool) = store.backend() else {
+            return Ok(());
+        };
+        match self.heard.sync_to_send(store.writes_committed()) {
+            Some(writes) => listen::send_sync(pool, store.origin(), writes).await,
+            None => Ok(()),
+        }
     }
 }
 

@@ -170,24 +170,11 @@ impl Plates {
         through: i64,
         horizon: i64,
     ) -> Self {
-        let mut plates = Self {
-            through,
-            horizon,
-            loaded: true,
-            ..Self::default()
-        };
-        let mut current: Option<(String, Vec<Right>)> = None;
+        let mut building = Building::new(through, horizon);
         for row in rows {
-            if let Some((plate, rights)) = current.take_if(|(plate, _)| *plate != row.plate) {
-                plates.put(plate, rights);
-            }
-            let (_, rights) = current.get_or_insert_with(|| (row.plate.clone(), Vec::new()));
-            rights.extend(Right::from_row(row));
+            building.push(row);
         }
-        if let Some((plate, rights)) = current {
-            plates.put(plate, rights);
-        }
-        plates
+        building.finish()
     }
 
     /// Replaces what it holds of `plate` (forgets the plate if `rights` is empty).
@@ -232,6 +219,44 @@ impl Plates {
             !rights.is_empty()
         });
         self.horizon = self.horizon.max(horizon);
+    }
+}
+
+/// [`Plates`] built from rows as they arrive, in the order the statement gives them: a
+/// plate's rows together.
+pub(super) struct Building {
+    plates: Plates,
+    current: Option<(String, Vec<Right>)>,
+}
+
+impl Building {
+    pub(super) fn new(through: i64, horizon: i64) -> Self {
+        Self {
+            plates: Plates {
+                through,
+                horizon,
+                loaded: true,
+                ..Plates::default()
+            },
+            current: None,
+        }
+    }
+
+    pub(super) fn push(&mut self, row: RightRow) {
+        if let Some((plate, rights)) = self.current.take_if(|(plate, _)| *plate != row.plate) {
+            self.plates.put(plate, rights);
+        }
+        let (_, rights) = self
+            .current
+            .get_or_insert_with(|| (row.plate.clone(), Vec::new()));
+        rights.extend(Right::from_row(row));
+    }
+
+    pub(super) fn finish(mut self) -> Plates {
+        if let Some((plate, rights)) = self.current.take() {
+            self.plates.put(plate, rights);
+        }
+        self.plates
     }
 }
 
