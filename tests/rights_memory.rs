@@ -135,11 +135,11 @@ async fn checks_follow_every_writer_at_once(backend: Backend) {
     checks += 3;
 
     if backend == Backend::Sqlite {
-        // Every check above was answered from memory, but for one that may have met the
-        // memory's own task catching up.
+        // The first check of a plate after each of its five changes reads it again; the rest
+        // (one may have met the memory's own task catching up) are answered from memory.
         let (memory, database) = sources(&w.server).await;
         assert!(
-            memory + 1 >= checks && memory + database == checks,
+            memory + 1 >= checks - 5 && memory + database == checks,
             "{checks} checks: {memory} from memory, {database} from the database"
         );
     }
@@ -169,10 +169,11 @@ async fn instants_older_than_kept_are_read_from_the_database(backend: Backend) {
         .await;
     assert_eq!(answer["allowed"], true, "{answer}");
     assert_eq!(answer["rights"][0]["ticketId"], "o-1", "{answer}");
-    // Now it does not: from memory (which no longer holds it, and need not).
+    // Now it does not: from memory (once the plate is read again after its change; the memory
+    // no longer holds the ticket, and need not), but for the old instant.
     until_own_writes_are_heard(&w).await;
-    let (memory_before, database_before) = sources(&w.server).await;
     assert!(!allowed(&w, "OLD111", &minutes_from(now, 0)).await);
+    let (memory_before, database_before) = sources(&w.server).await;
     let answer = w
         .check(&format!(
             "licenseNumber=OLD111&parkingLotId=12&at={}",
@@ -180,13 +181,13 @@ async fn instants_older_than_kept_are_read_from_the_database(backend: Backend) {
         ))
         .await;
     assert_eq!(answer["allowed"], true, "{answer}");
+    assert!(!allowed(&w, "OLD111", &minutes_from(now, 1)).await);
     let (memory, database) = sources(&w.server).await;
     assert_eq!(
-        database - database_before,
-        1,
-        "only the old instant reads the database"
+        (memory - memory_before, database - database_before),
+        (1, 1),
+        "only the old instant read from the database"
     );
-    assert_eq!(memory - memory_before, 1);
 }
 
 async fn once_the_writes_are_heard_checks_are_answered_from_memory(backend: Backend) {
@@ -215,6 +216,11 @@ async fn once_the_writes_are_heard_checks_are_answered_from_memory(backend: Back
     after_another_instance_wrote().await;
     until_own_writes_are_heard(&w).await;
 
+    // The first check of each plate since its ticket may read it again (unless the memory
+    // was loaded whole after it), and keeps it: every check after that is answered from
+    // memory.
+    assert!(allowed(&w, "QUIET1", &at).await);
+    assert!(allowed(&w, "QUIET2", &at).await);
     let (memory_before, database_before) = sources(&w.server).await;
     for _ in 0..3 {
         assert!(allowed(&w, "QUIET1", &at).await);

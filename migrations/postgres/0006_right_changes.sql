@@ -2,12 +2,48 @@
 -- commits: each instance keeps every current right in memory (src/rights/memory) and reads
 -- again the plates it hears of. PostgreSQL delivers notifications in commit order, after the
 -- commit, to every listening instance; one payload is sent once per transaction however often
--- it is raised. Payloads: 'p' and the plate's normal form; '*' to read everything again (a
--- permit definition, its lots, an allocation or a provider changed). Raised by triggers, so no
--- writer of rights can forget it, this instance's or another's.
+-- it is raised. Payloads: 'p' and plates' normal forms separated by commas (a normal form is
+-- letters and digits, a pseudonym '~' and hex digits); '*' to read everything again (a permit
+-- definition, its lots, an allocation or a provider changed). Raised by triggers, so no writer
+-- of rights can forget it, this instance's or another's: once per statement where a statement
+-- writes many rows (a batch of tickets), once per row where rows are written one at a time.
+
+-- `plates` announced, a few thousand bytes a notification (a payload holds at most 8000).
+CREATE FUNCTION right_changed_plates(plates TEXT[]) RETURNS void
+    LANGUAGE sql AS $$
+    SELECT pg_notify('parkhub_rights', 'p' || string_agg(plate, ','))
+      FROM (SELECT plate, sum(octet_length(plate) + 1) OVER (ORDER BY plate) / 7000 AS part
+              FROM (SELECT DISTINCT plate FROM unnest(plates) AS plate WHERE plate IS NOT NULL) d) p
+     GROUP BY part $$;
 
 CREATE FUNCTION right_changed(plate TEXT) RETURNS void
     LANGUAGE sql AS $$ SELECT pg_notify('parkhub_rights', COALESCE('p' || plate, '*')) $$;
+
+-- The plates of the rows a statement wrote (transition tables `old_rows`, `new_rows`; an
+-- INSERT ... ON CONFLICT DO UPDATE fires the INSERT and the UPDATE trigger).
+CREATE FUNCTION right_changes_tickets() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM right_changed_plates(ARRAY(SELECT license_norm FROM new_rows));
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM right_changed_plates(ARRAY(SELECT license_norm FROM new_rows
+                                           UNION SELECT license_norm FROM old_rows));
+    ELSE
+        PERFORM right_changed_plates(ARRAY(SELECT license_norm FROM old_rows));
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER right_changes_ticket_insert AFTER INSERT ON tickets
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION right_changes_tickets();
+CREATE TRIGGER right_changes_ticket_update AFTER UPDATE ON tickets
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION right_changes_tickets();
+CREATE TRIGGER right_changes_ticket_delete AFTER DELETE ON tickets
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION right_changes_tickets();
 
 -- A row's plate: before and after (the same payload twice is sent once).
 CREATE FUNCTION right_changes_plate_row() RETURNS trigger
@@ -35,8 +71,6 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER right_changes_ticket AFTER INSERT OR UPDATE OR DELETE ON tickets
-    FOR EACH ROW EXECUTE FUNCTION right_changes_plate_row();
 CREATE TRIGGER right_changes_vehicle AFTER INSERT OR UPDATE OR DELETE ON end_user_vehicles
     FOR EACH ROW EXECUTE FUNCTION right_changes_plate_row();
 CREATE TRIGGER right_changes_stay AFTER INSERT OR UPDATE OR DELETE ON transactions

@@ -266,30 +266,48 @@ impl Bench {
         CpuMeter::start(self.child.id(), postgres)
     }
 
-    /// The service's own latency histogram of `GET route` from `/metrics`: (upper bound in
-    /// seconds, requests so far at most that long), as Prometheus counts them.
-    /// On SQLite, waits until the service's rights memory holds `plates` (those before and
-    /// those preloaded behind its back) (as it would hold them at start-up) and says how long that took and what the
-    /// service then holds; on PostgreSQL checks read the database, and there is nothing to wait for.
-    async fn memory_loaded(&self, plates: i64) -> anyhow::Result<String> {
-        if !matches!(self.store.backend(), Backend::Sqlite(_)) {
-            return Ok(String::new());
-        }
+    /// Waits until the service's rights memory holds `plates` (those before and those
+    /// preloaded behind its back, heard of as another writer's), as it would hold them at
+    /// start-up, and has read every change (a check as `officer` is answered from it), and
+    /// says how long that took and what the service then holds.
+    async fn memory_loaded(&self, plates: i64, officer: &str) -> anyhow::Result<String> {
         let started = Instant::now();
+        let check = self.url("/api/v1/parking-rights?licenseNumber=NOBODY1&parkingLotId=12");
         loop {
             let held = self.memory_plates().await?;
             if held >= plates {
-                return Ok(format!(
-                    ", in the service's rights memory {:.1} s later (service RSS {:.1} MiB)",
-                    started.elapsed().as_secs_f64(),
-                    self.server_rss_kib() as f64 / 1024.0
-                ));
+                let before = self.rights_sources().await?.0;
+                json_answer(self.client.get(&check).bearer_auth(officer), &check).await?;
+                if self.rights_sources().await?.0 > before {
+                    return Ok(format!(
+                        ", in the service's rights memory {:.1} s later (service RSS {:.1} MiB)",
+                        started.elapsed().as_secs_f64(),
+                        self.server_rss_kib() as f64 / 1024.0
+                    ));
+                }
             }
-            if started.elapsed() > Duration::from_secs(120) {
-                bail!("the rights memory holds {held} of {plates} plates after 120 s");
+            if started.elapsed() > Duration::from_secs(300) {
+                bail!(
+                    "the rights memory holds {held} of {plates} plates after 300 s, or is behind"
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Checks answered so far from the rights memory and from the database.
+    async fn rights_sources(&self) -> anyhow::Result<(u64, u64)> {
+        let text = self.metrics_text().await?;
+        let count = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+                .and_then(|value| value.trim().parse::<f64>().ok())
+                .map_or(0, |value| value as u64)
+        };
+        Ok((
+            count("parkhub_rights_answered_from_memory_total"),
+            count("parkhub_rights_read_from_database_total"),
+        ))
     }
 
     /// How many plates the service's rights memory holds rights for.
@@ -313,6 +331,8 @@ impl Bench {
             .await?)
     }
 
+    /// The service's own latency histogram of `GET route` from `/metrics`: (upper bound in
+    /// seconds, requests so far at most that long), as Prometheus counts them.
     async fn service_histogram(&self, route: &str) -> anyhow::Result<Vec<(f64, u64)>> {
         let text = self.metrics_text().await?;
         let labels = format!("method=\"GET\",route=\"{route}\"}}");
@@ -424,10 +444,10 @@ impl Bench {
         let held_before = self.memory_plates().await?;
         preload(&self.store, tickets, permits, stays).await?;
         let load_secs = started.elapsed().as_secs_f64();
-        let memory = self
-            .memory_loaded(held_before + tickets + permits + stays)
-            .await?;
         let officer = self.token(Role::Enforcement, "bench-officer").await?;
+        let memory = self
+            .memory_loaded(held_before + tickets + permits + stays, &officer)
+            .await?;
         // The handhelds' list of every plate allowed at the lot: decided for the whole lot.
         let listed = Instant::now();
         let path = "/api/v1/parking-rights/valid-plates?parkingLotId=12&perPage=500";
@@ -466,12 +486,15 @@ impl Bench {
                 .bearer_auth(&officer)
         };
         let counter = AtomicU64::new(0);
+        let sources_before = self.rights_sources().await?;
         let cpu = self.cpu_meter();
         let (max_rate, checked, errors_max) = closed_loop(self.concurrency, self.duration, |_| {
             succeeds(make(counter.fetch_add(1, Ordering::Relaxed)))
         })
         .await;
         let cpu = cpu.per_request(checked.len());
+        let sources = self.rights_sources().await?;
+        let (from_memory, database) = (sources.0 - sources_before.0, sources.1 - sources_before.1);
         let target = (max_rate / 2.0).max(1.0);
         let route = "/api/v1/parking-rights";
         let before = self.service_histogram(route).await?;
@@ -503,7 +526,7 @@ impl Bench {
             latency: Some(latency),
             errors: errors + errors_max + floor_errors,
             notes: format!(
-                "max req/s closed loop ({cpu}); latency at {target:.0}/s (half), {busy}, {inside}, where GET /healthz has p99 {floor_p99:.2} ms, p99.9 {floor_p999:.2} ms, {floor_busy}; preloaded {tickets} tickets, {permits} permits, {stays} stays in {load_secs:.0} s{memory}; GET valid-plates (first 500 of {valid}) in {list_secs:.2} s, the next page in {next_ms:.1} ms; check log of {logged}: newest page in {newest_ms:.1} ms, one plate's {plate_checks} in {plate_ms:.1} ms"
+                "max req/s closed loop ({cpu}; {from_memory} answered from the rights memory, {database} from the database); latency at {target:.0}/s (half), {busy}, {inside}, where GET /healthz has p99 {floor_p99:.2} ms, p99.9 {floor_p999:.2} ms, {floor_busy}; preloaded {tickets} tickets, {permits} permits, {stays} stays in {load_secs:.0} s{memory}; GET valid-plates (first 500 of {valid}) in {list_secs:.2} s, the next page in {next_ms:.1} ms; check log of {logged}: newest page in {newest_ms:.1} ms, one plate's {plate_checks} in {plate_ms:.1} ms"
             ),
         })
     }

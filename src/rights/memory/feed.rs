@@ -83,6 +83,30 @@ pub(super) async fn plate_rights(
         .collect())
 }
 
+/// The rights of `plate`, every lot, that ended after `horizon` (or have not): on SQLite read
+/// where it is asked, as a check's lookup is.
+pub(super) async fn one_plate_rights(
+    store: &Store,
+    plate: &str,
+    horizon: i64,
+) -> Result<Vec<Right>, AppError> {
+    let rows: Vec<RightRow> = match store.backend() {
+        Backend::Sqlite(db) => db.inline.read(|conn| {
+            conn.prepare_cached(PLATE_RIGHTS_SQL)?
+                .query_map(rusqlite::params![plate, horizon], RightRow::from_sqlite)?
+                .collect()
+        })?,
+        Backend::Postgres(pool) => {
+            sqlx::query_as(PLATE_RIGHTS_SQL)
+                .bind(plate)
+                .bind(horizon)
+                .fetch_all(pool)
+                .await?
+        }
+    };
+    Ok(rows.into_iter().filter_map(Right::from_row).collect())
+}
+
 async fn sqlite_plate_rights(
     store: &Store,
     plates: Vec<String>,

@@ -1,6 +1,6 @@
 //! What the rights memory hears on PostgreSQL: the plates whose rights changed, announced by
 //! triggers on the channel `parkhub_rights` when their transaction commits (migrations/postgres
-//! 0006), in commit order, to every instance.
+//! 0006; a statement's plates together), in commit order, to every instance.
 //!
 //! A notification arrives a little after its commit, so a process cannot tell from them alone
 //! that its own write, committed and answered a moment ago, has been heard. It asks: it sends a
@@ -114,14 +114,20 @@ impl Heard {
         }
     }
 
-    /// One notification's payload: `p` and a plate, `*`, or `s` and a sync (`origin:writes`).
+    /// One notification's payload: `p` and plates separated by commas, `*`, or `s` and a sync
+    /// (`origin:writes`).
     /// Returns whether the memory has something to read again.
     fn heard(&self, payload: &str, origin: &str) -> bool {
         let mut state = self.state();
-        if let Some(plate) = payload.strip_prefix('p') {
+        if let Some(plates) = payload.strip_prefix('p') {
             state.received += 1;
             if !state.everything {
-                state.plates.insert(plate.to_owned());
+                state.plates.extend(
+                    plates
+                        .split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned),
+                );
             }
             true
         } else if let Some(sync) = payload.strip_prefix('s') {
@@ -226,13 +232,17 @@ mod tests {
         let (received, changed) = heard.take(true, 10);
         assert_eq!((received, plates(changed)), (1, None));
         assert!(heard.heard("pABC123", "me"));
-        assert!(heard.heard("pXYZ9", "me"));
+        assert!(heard.heard("pXYZ9,~0a1b", "me"));
         assert!(heard.heard("pABC123", "me"));
         let (received, changed) = heard.take(true, 10);
         assert_eq!(received, 4);
         assert_eq!(
             plates(changed),
-            Some(vec!["ABC123".to_owned(), "XYZ9".to_owned()])
+            Some(vec![
+                "ABC123".to_owned(),
+                "XYZ9".to_owned(),
+                "~0a1b".to_owned()
+            ])
         );
         assert!(heard.heard("*", "me"));
         assert!(heard.heard("pABC123", "me"));
@@ -246,9 +256,8 @@ mod tests {
         let heard = Heard::default();
         heard.listening(true);
         heard.take(true, 10);
-        for plate in ["pA1", "pB2", "pC3"] {
-            heard.heard(plate, "me");
-        }
+        heard.heard("pA1,B2", "me");
+        heard.heard("pC3", "me");
         let (_, changed) = heard.take(true, 2);
         assert_eq!(plates(changed), None);
         heard.heard("pA1", "me");

@@ -1,7 +1,9 @@
 //! Every current right, by plate, in memory: the answer to a check without a lookup in the
 //! database, kept current from the plates whose rights changed, which triggers record (SQLite:
 //! the table `right_changes`, in commit order; migrations/sqlite/0006) or announce (PostgreSQL:
-//! notifications, see [`listen`]; migrations/postgres/0006).
+//! notifications, see [`listen`]; migrations/postgres/0006). A plate whose rights changed is
+//! forgotten, and read again by the first check that asks for it (or by the task, once many
+//! are), so a write costs the memory no read.
 //!
 //! A check uses the memory only when it holds every change committed that it must see: every
 //! change this process told a client was committed, and another's within moments. On SQLite the
@@ -26,9 +28,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{Mutex, Notify};
 
-use self::feed::{all_rights, changed_plates, forget_old_changes, latest_change, plate_rights};
+use self::feed::{
+    all_rights, changed_plates, forget_old_changes, latest_change, one_plate_rights, plate_rights,
+};
 use self::listen::{Changed, Heard};
-use self::plates::Plates;
+use self::plates::{Plates, Unknown, rows_at};
 use super::gather::RightRow;
 use crate::domain::time::to_micros;
 use crate::http::AppError;
@@ -43,6 +47,11 @@ const MOST_PLATES_AT_ONCE: i64 = 10_000;
 /// Fewer changes than this behind, a check catches the memory up itself rather than read the
 /// database (unless a catch-up is under way).
 const INLINE_MOST: i64 = 256;
+/// More plates than this whose rights changed unread, the task reads them again (fewer: the
+/// checks that ask for them do, and the task every [`PRUNE_EVERY`]).
+const REFILL_ABOVE: usize = 50_000;
+/// Plates read again in one statement (PostgreSQL) or one blocking read (SQLite).
+const REFILL_AT_ONCE: usize = 5_000;
 /// How often the changes no instance needs are deleted.
 const FORGET_CHANGES_EVERY: Duration = Duration::from_secs(1);
 
@@ -59,6 +68,8 @@ enum Behind {
     Many,
     /// The instant is older than the memory keeps.
     TooOld,
+    /// The plate's rights changed since they were read.
+    Unknown(Unknown),
 }
 
 /// What a catch-up may read.
@@ -165,6 +176,12 @@ impl RightsMemory {
                 self.from_memory.inc();
                 Ok(Some(rows))
             }
+            Err(Behind::Unknown(mark)) => {
+                self.from_database.inc();
+                self.read_plate(store, plate, mark, lot, (from, until))
+                    .await
+                    .map(Some)
+            }
             Err(behind) => {
                 if behind != Behind::TooOld {
                     self.wake.notify_one();
@@ -193,7 +210,47 @@ impl RightsMemory {
         if until < plates.horizon {
             return Err(Behind::TooOld);
         }
-        Ok(plates.rows_at(plate, lot, from, until))
+        plates
+            .rows_at(plate, lot, from, until)
+            .map_err(Behind::Unknown)
+    }
+
+    /// Reads the rights of `plate`, which changed (`mark`) since they were read, keeps them
+    /// (unless it changed again meanwhile) and answers the check from them.
+    async fn read_plate(
+        &self,
+        store: &Store,
+        plate: &str,
+        mark: Unknown,
+        lot: i64,
+        (from, until): (i64, i64),
+    ) -> Result<Vec<RightRow>, AppError> {
+        let horizon = self.plates.read().map(|p| p.horizon).unwrap_or(0);
+        let rights = one_plate_rights(store, plate, horizon).await?;
+        let rows = rows_at(&rights, plate, lot, from, until);
+        let mut memory = self.write()?;
+        if memory.put_if_unchanged(plate, mark, rights) {
+            self.plates_held.set(memory.len() as i64);
+        }
+        Ok(rows)
+    }
+
+    /// Reads again the plates whose rights changed, [`REFILL_AT_ONCE`] at a time, until no more
+    /// than `down_to` are left unknown.
+    async fn refill(&self, store: &Store, down_to: usize) -> Result<(), AppError> {
+        loop {
+            let (unknown, horizon) = match self.plates.read() {
+                Ok(p) if p.unknown_len() > down_to => (p.some_unknown(REFILL_AT_ONCE), p.horizon),
+                _ => return Ok(()),
+            };
+            let plates = unknown.iter().map(|(plate, _)| plate.clone()).collect();
+            let fresh = plate_rights(store, plates, horizon).await?;
+            let mut memory = self.write()?;
+            for ((plate, rights), (_, mark)) in fresh.into_iter().zip(unknown) {
+                memory.put_if_unchanged(&plate, mark, rights);
+            }
+            self.plates_held.set(memory.len() as i64);
+        }
     }
 
     /// Reads what changed since the memory was last current (or everything, the first time or
@@ -205,9 +262,9 @@ impl RightsMemory {
 
     /// [`Self::catch_up`], for a caller holding `catching_up`.
     async fn catch_up_alone(&self, store: &Store, reads: Reading) -> Result<(), AppError> {
-        let (loaded, through, horizon) = match self.plates.read() {
-            Ok(p) => (p.loaded, p.through, p.horizon),
-            Err(_) => (false, 0, 0),
+        let (loaded, through) = match self.plates.read() {
+            Ok(p) => (p.loaded, p.through),
+            Err(_) => (false, 0),
         };
         let (latest, changed) = match store.backend() {
             Backend::Sqlite(_) => {
@@ -236,7 +293,7 @@ impl RightsMemory {
             self.wake.notify_one();
             return Ok(());
         }
-        let read = self.read_again(store, latest, changed, horizon).await;
+        let read = self.apply(store, latest, changed).await;
         if let Err((changed, err)) = read {
             self.put_back(store, changed);
             return Err(err);
@@ -253,24 +310,21 @@ impl RightsMemory {
         }
     }
 
-    /// Reads the rights of the plates that `changed` (or everyone's) again, and holds them as
-    /// of change `latest`; on failure gives back what it was to read.
-    async fn read_again(
+    /// Forgets the rights of the plates that `changed` (or reads everyone's again), and holds
+    /// them as of change `latest`; on failure gives back what it was to apply.
+    async fn apply(
         &self,
         store: &Store,
         latest: i64,
         changed: Changed,
-        horizon: i64,
     ) -> Result<(), (Changed, AppError)> {
         match changed {
+            // Forgotten until read again: by the check that asks, or by the task once many
+            // are (see `refill`), so a write costs the memory no read.
             Changed::Plates(plates) => {
-                let fresh = match plate_rights(store, plates.clone(), horizon).await {
-                    Ok(fresh) => fresh,
-                    Err(err) => return Err((Changed::Plates(plates), err)),
-                };
                 let mut memory = self.write().map_err(|err| (Changed::Everything, err))?;
-                for (plate, rights) in fresh {
-                    memory.put(plate, rights);
+                for plate in plates {
+                    memory.forget(plate);
                 }
                 memory.through = latest;
             }
@@ -337,7 +391,12 @@ impl RightsMemory {
                 if let Err(err) = self.catch_up(&store).await {
                     tracing::warn!(error = %err, "could not bring the rights memory up to date; checks read the database");
                 }
-                if pruned.elapsed() >= PRUNE_EVERY {
+                let prune = pruned.elapsed() >= PRUNE_EVERY;
+                let down_to = if prune { 0 } else { REFILL_ABOVE };
+                if let Err(err) = self.refill(&store, down_to).await {
+                    tracing::warn!(error = %err, "could not read changed plates again; checks read them");
+                }
+                if prune {
                     pruned = tokio::time::Instant::now();
                     if let Err(err) = self.prune() {
                         tracing::warn!(error = %err, "could not prune the rights memory");

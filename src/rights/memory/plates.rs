@@ -152,16 +152,28 @@ impl Right {
     }
 }
 
-/// The rights of every plate, as of change `through`.
+/// The rights of every plate, as of change `through`: those of a plate that changed since it
+/// was last read are unknown until it is read again (by the check that asks for it, or the
+/// task once many are), so a write costs the memory nothing but forgetting.
 #[derive(Default)]
 pub(super) struct Plates {
     by_plate: HashMap<Box<str>, Box<[Right]>>,
-    /// Every change up to this number is in `by_plate`.
+    /// Plates whose rights changed and were not read since, each with the number of its
+    /// latest change here (see [`Plates::forget`]).
+    unknown: HashMap<Box<str>, u64>,
+    /// Changes forgotten so far: the number of the latest.
+    forgotten: u64,
+    /// Every change up to this number is in `by_plate` or `unknown`.
     pub(super) through: i64,
     /// Rights that ended before this instant (unix µs) may be missing.
     pub(super) horizon: i64,
     pub(super) loaded: bool,
 }
+
+/// A plate whose rights changed since they were last read: read them again, and
+/// [`Plates::put_if_unchanged`] with this mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Unknown(u64);
 
 impl Plates {
     /// Rows in the order the statement gives them (by plate, then as a check orders them).
@@ -178,7 +190,7 @@ impl Plates {
     }
 
     /// Replaces what it holds of `plate` (forgets the plate if `rights` is empty).
-    pub(super) fn put(&mut self, plate: String, rights: Vec<Right>) {
+    fn put(&mut self, plate: String, rights: Vec<Right>) {
         if rights.is_empty() {
             self.by_plate.remove(plate.as_str());
         } else {
@@ -187,18 +199,61 @@ impl Plates {
         }
     }
 
-    /// The rows of `plate` the check's statement would give at `lot` for `from` and `until`.
-    pub(super) fn rows_at(&self, plate: &str, lot: i64, from: i64, until: i64) -> Vec<RightRow> {
-        self.by_plate
+    /// The rights of `plate` changed: unknown until read again.
+    pub(super) fn forget(&mut self, plate: String) {
+        self.by_plate.remove(plate.as_str());
+        self.forgotten += 1;
+        self.unknown.insert(plate.into_boxed_str(), self.forgotten);
+    }
+
+    /// Holds `rights`, read for `plate` after it was found unknown as `mark`, unless it changed
+    /// again since (a read begun before that change may not have seen it). Returns whether it
+    /// was held.
+    pub(super) fn put_if_unchanged(
+        &mut self,
+        plate: &str,
+        mark: Unknown,
+        rights: Vec<Right>,
+    ) -> bool {
+        if self.unknown.get(plate) != Some(&mark.0) {
+            return false;
+        }
+        self.unknown.remove(plate);
+        self.put(plate.to_owned(), rights);
+        true
+    }
+
+    /// Up to `most` of the plates to read again, with their marks.
+    pub(super) fn some_unknown(&self, most: usize) -> Vec<(String, Unknown)> {
+        self.unknown
+            .iter()
+            .take(most)
+            .map(|(plate, mark)| (plate.to_string(), Unknown(*mark)))
+            .collect()
+    }
+
+    /// How many plates are to be read again.
+    pub(super) fn unknown_len(&self) -> usize {
+        self.unknown.len()
+    }
+
+    /// The rows of `plate` the check's statement would give at `lot` for `from` and `until`,
+    /// unless its rights changed since they were read.
+    pub(super) fn rows_at(
+        &self,
+        plate: &str,
+        lot: i64,
+        from: i64,
+        until: i64,
+    ) -> Result<Vec<RightRow>, Unknown> {
+        if let Some(mark) = self.unknown.get(plate) {
+            return Err(Unknown(*mark));
+        }
+        Ok(self
+            .by_plate
             .get(plate)
-            .map(|rights| {
-                rights
-                    .iter()
-                    .filter(|r| r.applies(lot, from, until))
-                    .map(|r| r.to_row(plate))
-                    .collect()
-            })
-            .unwrap_or_default()
+            .map(|rights| rows_at(rights, plate, lot, from, until))
+            .unwrap_or_default())
     }
 
     /// How many plates it holds a right for.
@@ -220,6 +275,22 @@ impl Plates {
         });
         self.horizon = self.horizon.max(horizon);
     }
+}
+
+/// The rows of `plate` among `rights` that the check's statement would give at `lot` for
+/// `from` and `until`.
+pub(super) fn rows_at(
+    rights: &[Right],
+    plate: &str,
+    lot: i64,
+    from: i64,
+    until: i64,
+) -> Vec<RightRow> {
+    rights
+        .iter()
+        .filter(|r| r.applies(lot, from, until))
+        .map(|r| r.to_row(plate))
+        .collect()
 }
 
 /// [`Plates`] built from rows as they arrive, in the order the statement gives them: a
@@ -343,6 +414,7 @@ pub(super) mod tests {
         let rows = |from, until| {
             plates
                 .rows_at("AAA111", 12, from, until)
+                .unwrap()
                 .into_iter()
                 .map(|r| r.key)
                 .collect::<Vec<_>>()
@@ -354,7 +426,7 @@ pub(super) mod tests {
         assert_eq!(rows(30, 30), ["t-AAA111-1"]);
         assert_eq!(rows(50, 39), ["t-AAA111-1"]);
         assert_eq!(rows(50, 40), Vec::<String>::new());
-        assert!(plates.rows_at("ZZZ999", 12, 10, 10).is_empty());
+        assert_eq!(plates.rows_at("ZZZ999", 12, 10, 10).map(|r| r.len()), Ok(0));
     }
 
     #[test]
@@ -386,5 +458,38 @@ pub(super) mod tests {
         let mut plates = Plates::from_rows(vec![ticket("AAA111", 12, 10, None)], 1, 0);
         plates.put("AAA111".to_owned(), Vec::new());
         assert!(plates.by_plate.is_empty());
+    }
+
+    fn rights(row: RightRow) -> Vec<Right> {
+        Right::from_row(row).into_iter().collect()
+    }
+
+    #[test]
+    fn a_changed_plate_is_unknown_until_read_again_and_an_older_read_is_refused() {
+        let mut plates = Plates::from_rows(vec![ticket("AAA111", 12, 10, None)], 1, 0);
+        plates.forget("AAA111".to_owned());
+        let Err(first) = plates.rows_at("AAA111", 12, 10, 10) else {
+            panic!("a changed plate is answered from memory");
+        };
+        assert_eq!(plates.unknown_len(), 1);
+        // It changes again while the first read is under way: that read may miss the change.
+        plates.forget("AAA111".to_owned());
+        let Err(second) = plates.rows_at("AAA111", 12, 10, 10) else {
+            panic!("a changed plate is answered from memory");
+        };
+        assert!(!plates.put_if_unchanged("AAA111", first, rights(ticket("AAA111", 12, 10, None))));
+        assert!(plates.rows_at("AAA111", 12, 10, 10).is_err());
+        assert!(plates.put_if_unchanged("AAA111", second, rights(ticket("AAA111", 12, 20, None))));
+        assert_eq!(plates.unknown_len(), 0);
+        let rows = plates.rows_at("AAA111", 12, 20, 20).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].key, "t-AAA111-20");
+        assert!(
+            !plates.put_if_unchanged("AAA111", second, Vec::new()),
+            "read again already"
+        );
+        assert_eq!(plates.some_unknown(10), []);
+        plates.forget("BBB222".to_owned());
+        assert_eq!(plates.some_unknown(10).len(), 1);
     }
 }
