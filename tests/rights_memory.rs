@@ -1,6 +1,6 @@
 //! The rights memory through real HTTP: a check follows this instance's writes at once and
-//! another instance's on the same database within moments (10 ms on SQLite, a notification on
-//! PostgreSQL), an instant older than the memory keeps is answered from the database, the same
+//! another instance's on the same database within moments (10 ms: a check looks for changes
+//! when it last looked longer ago than that), an instant older than the memory keeps is answered from the database, the same
 //! way, and once the writes are heard every other check is answered from memory (/metrics
 //! shows which answered).
 
@@ -45,15 +45,14 @@ async fn sources(server: &TestServer) -> (u64, u64) {
     )
 }
 
-/// Longer than another process's change can go unseen (SQLite: 10 ms; PostgreSQL: its
-/// notification's way).
+/// Longer than another process's change can go unseen (10 ms).
 async fn after_another_instance_wrote() {
     tokio::time::sleep(Duration::from_millis(30)).await;
 }
 
-/// Until this instance's writes are heard back: on PostgreSQL the first check after them reads
-/// the database and asks for a sync (see src/rights/memory/listen.rs), which comes back in
-/// moments; on SQLite nothing to wait for.
+/// Until the memory has caught up with this instance's writes: the first check after them looks
+/// for the changes (reading the database if the memory is behind), and the memory's task
+/// applies them in moments.
 async fn until_own_writes_are_heard(w: &World) {
     let at = minutes_from(Timestamp::now(), 0);
     allowed(w, "SETTLE1", &at).await;

@@ -1,23 +1,22 @@
--- The plates whose rights changed, announced on the channel 'parkhub_rights' when the change
--- commits: each instance keeps every current right in memory (src/rights/memory) and reads
--- again the plates it hears of. PostgreSQL delivers notifications in commit order, after the
--- commit, to every listening instance; one payload is sent once per transaction however often
--- it is raised. Payloads: 'p' and plates' normal forms separated by commas (a normal form is
--- letters and digits, a pseudonym '~' and hex digits); '*' to read everything again (a permit
--- definition, its lots, an allocation or a provider changed). Raised by triggers, so no writer
--- of rights can forget it, this instance's or another's: once per statement where a statement
--- writes many rows (a batch of tickets), once per row where rows are written one at a time.
-
--- `plates` announced, a few thousand bytes a notification (a payload holds at most 8000).
-CREATE FUNCTION right_changed_plates(plates TEXT[]) RETURNS void
-    LANGUAGE sql AS $$
-    SELECT pg_notify('parkhub_rights', 'p' || string_agg(plate, ','))
-      FROM (SELECT plate, sum(octet_length(plate) + 1) OVER (ORDER BY plate) / 7000 AS part
-              FROM (SELECT DISTINCT plate FROM unnest(plates) AS plate WHERE plate IS NOT NULL) d) p
-     GROUP BY part $$;
+-- The plates whose rights changed, written by the transactions that change them: each instance
+-- keeps every current right in memory (src/rights/memory) and reads here what to forget. A null
+-- plate: read everything again (a permit definition, its lots, an allocation or a provider
+-- changed). Written by triggers, so no writer of rights can forget it, this instance's or
+-- another's: once per statement where a statement writes many rows (a batch of tickets), once
+-- per row where rows are written one at a time.
+--
+-- Numbers from a sequence are not handed out in commit order here, so a change is known by its
+-- transaction (`xid`): an instance reads the changes of the transactions that committed between
+-- two snapshots (src/rights/memory/poll.rs). Not a NOTIFY: PostgreSQL serializes the commits of
+-- notifying transactions, fsync included: a third fewer commits from concurrent writers.
+CREATE TABLE right_changes (
+    xid   xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    plate TEXT
+);
+CREATE INDEX right_changes_xid ON right_changes (xid);
 
 CREATE FUNCTION right_changed(plate TEXT) RETURNS void
-    LANGUAGE sql AS $$ SELECT pg_notify('parkhub_rights', COALESCE('p' || plate, '*')) $$;
+    LANGUAGE sql AS $$ INSERT INTO right_changes (plate) VALUES (plate) $$;
 
 -- The plates of the rows a statement wrote (transition tables `old_rows`, `new_rows`; an
 -- INSERT ... ON CONFLICT DO UPDATE fires the INSERT and the UPDATE trigger).
@@ -25,12 +24,12 @@ CREATE FUNCTION right_changes_tickets() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        PERFORM right_changed_plates(ARRAY(SELECT license_norm FROM new_rows));
+        INSERT INTO right_changes (plate) SELECT DISTINCT license_norm FROM new_rows;
     ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM right_changed_plates(ARRAY(SELECT license_norm FROM new_rows
-                                           UNION SELECT license_norm FROM old_rows));
+        INSERT INTO right_changes (plate)
+            SELECT license_norm FROM new_rows UNION SELECT license_norm FROM old_rows;
     ELSE
-        PERFORM right_changed_plates(ARRAY(SELECT license_norm FROM old_rows));
+        INSERT INTO right_changes (plate) SELECT DISTINCT license_norm FROM old_rows;
     END IF;
     RETURN NULL;
 END $$;
@@ -45,7 +44,7 @@ CREATE TRIGGER right_changes_ticket_delete AFTER DELETE ON tickets
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION right_changes_tickets();
 
--- A row's plate: before and after (the same payload twice is sent once).
+-- A row's plate: before and after.
 CREATE FUNCTION right_changes_plate_row() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN

@@ -1,6 +1,6 @@
 //! The rights memory's reads and writes of the database: the latest change, the plates changed
-//! since and the deletion of changes no instance needs (SQLite; PostgreSQL announces them, see
-//! [`super::listen`]), and the rights of some plates or everyone's (both).
+//! since and the deletion of changes no instance needs (SQLite; PostgreSQL reads them by
+//! transaction, see [`super::poll`]), and the rights of some plates or everyone's (both).
 
 use std::collections::{BTreeSet, HashMap};
 

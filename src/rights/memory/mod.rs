@@ -1,7 +1,7 @@
 //! Every current right, by plate, in memory: the answer to a check without a lookup in the
 //! database, kept current from the plates whose rights changed, which triggers record (SQLite:
-//! the table `right_changes`, in commit order; migrations/sqlite/0006) or announce (PostgreSQL:
-//! notifications, see [`listen`]; migrations/postgres/0006). A plate whose rights changed is
+//! the table `right_changes`, in commit order, migrations/sqlite/0006; PostgreSQL: the same
+//! table by transaction, read by [`poll`], migrations/postgres/0006). A plate whose rights changed is
 //! forgotten, and read again by the first check that asks for it (or by the task, once many
 //! are), so a write costs the memory no read.
 //!
@@ -10,14 +10,14 @@
 //! latest change (`max(seq)`, where the lookup it replaces reads six tables) is read again
 //! whenever this process has written since it was last read; otherwise it serves for
 //! [`PROBE_SERVES`], the longest another process's change (on the same file) can go unseen. On
-//! PostgreSQL the memory must have read again every plate heard of, and have heard back a sync
-//! sent after this process's latest write. When the memory cannot answer (still loading,
+//! PostgreSQL the memory must have applied a poll that began after this process's latest write
+//! and no more than [`PROBE_SERVES`] ago (a check polls, one at a time, when there is none). When the memory cannot answer (still loading,
 //! behind, or asked about an instant older than it keeps) the check reads the database as
 //! before and wakes the task that catches the memory up.
 
 mod feed;
-mod listen;
 mod plates;
+mod poll;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -31,8 +31,8 @@ use tokio::sync::{Mutex, Notify};
 use self::feed::{
     all_rights, changed_plates, forget_old_changes, latest_change, one_plate_rights, plate_rights,
 };
-use self::listen::{Changed, Heard};
 use self::plates::{Plates, Unknown, rows_at};
+use self::poll::{Changed, Heard};
 use super::gather::RightRow;
 use crate::domain::time::to_micros;
 use crate::http::AppError;
@@ -95,8 +95,10 @@ struct Probe {
 pub struct RightsMemory {
     /// SQLite: the latest change read by a check, if any.
     probe: std::sync::Mutex<Option<Probe>>,
-    /// PostgreSQL: the changes heard of.
+    /// PostgreSQL: what the polls found.
     heard: Heard,
+    /// PostgreSQL: one poll at a time, so their snapshots follow one another.
+    polling: Mutex<()>,
     plates: RwLock<Plates>,
     /// One catch-up at a time, so an older read never overwrites a newer one.
     catching_up: Mutex<()>,
@@ -151,18 +153,13 @@ impl RightsMemory {
         (from, until): (i64, i64),
     ) -> Result<Option<Vec<RightRow>>, AppError> {
         let latest = match store.backend() {
-            Backend::Sqlite(db) => Some(self.latest(db.writer.loans_ended(), || {
+            Backend::Sqlite(db) => self.latest(db.writer.loans_ended(), || {
                 db.inline.read(|conn| {
                     conn.prepare_cached(feed::LATEST_CHANGE_SQL)?
                         .query_row([], |row| row.get(0))
                 })
-            })?),
-            Backend::Postgres(_) => self.heard.latest(store.writes_committed()),
-        };
-        let Some(latest) = latest else {
-            self.wake.notify_one();
-            self.from_database.inc();
-            return Ok(None);
+            })?,
+            Backend::Postgres(pool) => self.polled(store, pool).await?,
         };
         let mut rows = self.current_rows(plate, lot, from, until, latest);
         if let Err(Behind::Few) = rows {
@@ -373,20 +370,18 @@ impl RightsMemory {
     ) {
         let keep = i64::try_from(keep.as_micros()).unwrap_or(i64::MAX);
         self.keep.store(keep, Ordering::Relaxed);
-        if let Backend::Postgres(pool) = store.backend() {
-            let (memory, pool, origin) = (self.clone(), pool.clone(), store.origin().to_owned());
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let wake = || memory.wake.notify_one();
-                listen::listen(pool, origin, &memory.heard, wake, shutdown).await;
-            });
-        }
         tokio::spawn(async move {
             let mut pruned = tokio::time::Instant::now();
             let mut forgot = tokio::time::Instant::now();
             loop {
-                if let Err(err) = self.sync(&store).await {
-                    tracing::warn!(error = %err, "could not ask to hear this instance's writes back; checks read the database");
+                if let Backend::Postgres(pool) = store.backend() {
+                    let _one = self.polling.lock().await;
+                    let writes = store.writes_committed();
+                    let polled =
+                        poll::poll(pool, &self.heard, writes, MOST_PLATES_AT_ONCE as usize);
+                    if let Err(err) = polled.await {
+                        tracing::warn!(error = %err, "could not read the rights changed; checks read the database");
+                    }
                 }
                 if let Err(err) = self.catch_up(&store).await {
                     tracing::warn!(error = %err, "could not bring the rights memory up to date; checks read the database");
@@ -404,7 +399,13 @@ impl RightsMemory {
                 }
                 if forgot.elapsed() >= FORGET_CHANGES_EVERY {
                     forgot = tokio::time::Instant::now();
-                    if let Err(err) = forget_old_changes(&store).await {
+                    let forgot = match store.backend() {
+                        Backend::Sqlite(_) => forget_old_changes(&store).await,
+                        Backend::Postgres(pool) => {
+                            poll::forget_old_changes(pool, &self.heard).await
+                        }
+                    };
+                    if let Err(err) = forgot {
                         tracing::warn!(error = %err, "could not delete old right changes");
                     }
                 }
@@ -417,15 +418,20 @@ impl RightsMemory {
         });
     }
 
-    /// PostgreSQL: sends the sync a check waits for, if any (see [`listen`]).
-    async fn sync(&self, store: &Store) -> Result<(), AppError> {
-        let Backend::Postgres(pool) = store.backend() else {
-            return Ok(());
-        };
-        match self.heard.sync_to_send(store.writes_committed()) {
-            Some(writes) => listen::send_sync(pool, store.origin(), writes).await,
-            None => Ok(()),
+    /// PostgreSQL: the polls the memory must have applied to answer a check now: the latest
+    /// poll's, if it began after this process's latest write and less than [`PROBE_SERVES`]
+    /// ago; otherwise this one's (waiting for a poll under way, which may serve).
+    async fn polled(&self, store: &Store, pool: &sqlx::PgPool) -> Result<i64, AppError> {
+        let writes = store.writes_committed();
+        if let Some(latest) = self.heard.latest(writes, PROBE_SERVES) {
+            return Ok(latest);
         }
+        let _one = self.polling.lock().await;
+        if let Some(latest) = self.heard.latest(writes, PROBE_SERVES) {
+            return Ok(latest);
+        }
+        let writes = store.writes_committed();
+        poll::poll(pool, &self.heard, writes, MOST_PLATES_AT_ONCE as usize).await
     }
 }
 
