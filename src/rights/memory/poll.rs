@@ -6,7 +6,7 @@
 //! change is read exactly once, whatever order transactions commit in. A write this process
 //! committed before a poll began is in what that poll read ([`Heard::polled`] is told the
 //! count, [`crate::store::Store::writes_committed`]); another process's within
-//! [`super::PROBE_SERVES`], for a check polls when the latest poll is older than that.
+//! [`super::POLL_SERVES`], for a check polls when the latest poll is older than that.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Mutex;
