@@ -238,3 +238,56 @@ async fn once_the_writes_are_heard_checks_are_answered_from_memory(backend: Back
     );
     other.stop().await;
 }
+
+/// PostgreSQL only: there, transactions commit in another order than they write.
+mod postgres_commit_order {
+    use super::*;
+
+    /// A change written first and committed after a later change was read is read too (a
+    /// change number, handed out at the write, would have been passed by then).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_change_committed_after_a_later_one_was_read_is_not_missed() {
+        let w = world(Backend::Postgres, |c| {
+            c.rights_memory_keep = Duration::from_secs(2 * 3600)
+        })
+        .await;
+        let now = Timestamp::now();
+        let at = minutes_from(now, 0);
+        for (id, plate) in [("late-1", "LATE111"), ("late-2", "LATE222")] {
+            let (start, end) = (minutes_from(now, -10), minutes_from(now, 60));
+            w.ticket(id, plate, 12, &start, Some(&end)).await;
+        }
+        assert!(allowed(&w, "LATE111", &at).await);
+        assert!(allowed(&w, "LATE222", &at).await);
+
+        // Another writer on the same database: A cancels LATE111 and stays open, B cancels
+        // LATE222 and commits, and a check reads B's change.
+        let cancel = "UPDATE tickets SET status = 'canceled', canceled_at = updated_at \
+                      WHERE license_norm = $1";
+        let pool = sqlx::PgPool::connect(&w.server.database_url)
+            .await
+            .expect("connect to the test database");
+        let mut a = pool.begin().await.expect("begin A");
+        sqlx::query(cancel)
+            .bind("LATE111")
+            .execute(&mut *a)
+            .await
+            .expect("A's cancel");
+        sqlx::query(cancel)
+            .bind("LATE222")
+            .execute(&pool)
+            .await
+            .expect("B's cancel");
+        after_another_instance_wrote().await;
+        assert!(!allowed(&w, "LATE222", &at).await, "B's change is read");
+        assert!(allowed(&w, "LATE111", &at).await, "A has not committed");
+
+        a.commit().await.expect("commit A");
+        after_another_instance_wrote().await;
+        assert!(
+            !allowed(&w, "LATE111", &at).await,
+            "A's change, committed after B's was read, is read too"
+        );
+        pool.close().await;
+    }
+}
