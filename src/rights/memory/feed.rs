@@ -90,21 +90,33 @@ pub(super) async fn one_plate_rights(
     plate: &str,
     horizon: i64,
 ) -> Result<Vec<Right>, AppError> {
-    let rows: Vec<RightRow> = match store.backend() {
-        Backend::Sqlite(db) => db.inline.read(|conn| {
-            conn.prepare_cached(PLATE_RIGHTS_SQL)?
-                .query_map(rusqlite::params![plate, horizon], RightRow::from_sqlite)?
-                .collect()
-        })?,
+    match store.backend() {
+        Backend::Sqlite(db) => db
+            .inline
+            .read(|conn| sqlite_rights_of(conn, plate, horizon)),
         Backend::Postgres(pool) => {
-            sqlx::query_as(PLATE_RIGHTS_SQL)
+            let rows: Vec<RightRow> = sqlx::query_as(PLATE_RIGHTS_SQL)
                 .bind(plate)
                 .bind(horizon)
                 .fetch_all(pool)
-                .await?
+                .await?;
+            Ok(rows.into_iter().filter_map(Right::from_row).collect())
         }
-    };
-    Ok(rows.into_iter().filter_map(Right::from_row).collect())
+    }
+}
+
+/// [`one_plate_rights`] on an SQLite connection.
+fn sqlite_rights_of(
+    conn: &rusqlite::Connection,
+    plate: &str,
+    horizon: i64,
+) -> rusqlite::Result<Vec<Right>> {
+    let mut rights = Vec::new();
+    let mut statement = conn.prepare_cached(PLATE_RIGHTS_SQL)?;
+    for row in statement.query_map(rusqlite::params![plate, horizon], RightRow::from_sqlite)? {
+        rights.extend(Right::from_row(row?));
+    }
+    Ok(rights)
 }
 
 async fn sqlite_plate_rights(
@@ -114,15 +126,9 @@ async fn sqlite_plate_rights(
 ) -> Result<Vec<(String, Vec<Right>)>, AppError> {
     store
         .sqlite_read_blocking(move |conn| {
-            let mut statement = conn.prepare_cached(PLATE_RIGHTS_SQL)?;
             let mut read = Vec::with_capacity(plates.len());
             for plate in plates {
-                let mut rights = Vec::new();
-                for row in
-                    statement.query_map(rusqlite::params![plate, horizon], RightRow::from_sqlite)?
-                {
-                    rights.extend(Right::from_row(row?));
-                }
+                let rights = sqlite_rights_of(conn, &plate, horizon)?;
                 read.push((plate, rights));
             }
             Ok(read)

@@ -1,9 +1,9 @@
 //! Every current right, by plate, in memory: the answer to a check without a lookup in the
 //! database, kept current from the plates whose rights changed, which triggers record (SQLite:
 //! the table `right_changes`, in commit order, migrations/sqlite/0006; PostgreSQL: the same
-//! table by transaction, read by [`poll`], migrations/postgres/0006). A plate whose rights changed is
-//! forgotten, and read again by the first check that asks for it (or by the task, once many
-//! are), so a write costs the memory no read.
+//! table by transaction, read by [`poll`], migrations/postgres/0006). A plate whose rights
+//! changed is forgotten, and read again by the first check that asks for it (or by the task,
+//! once many are), so a write costs the memory no read.
 //!
 //! A check uses the memory only when it holds every change committed that it must see: every
 //! change this process told a client was committed, and another's within moments. On SQLite the
@@ -12,9 +12,9 @@
 //! [`PROBE_SERVES`], the longest another process's change (on the same file) can go unseen. On
 //! PostgreSQL the memory must have applied a poll that began after this process's latest write
 //! and no more than [`POLL_SERVES`] ago (a check polls, one at a time, when there is none; the
-//! task polls ahead while checks arrive, so they seldom wait). When the memory cannot answer (still loading,
-//! behind, or asked about an instant older than it keeps) the check reads the database as
-//! before and wakes the task that catches the memory up.
+//! task polls ahead while checks arrive, so they seldom wait). When the memory cannot answer
+//! (still loading, behind, or asked about an instant older than it keeps) the check reads the
+//! database as before and wakes the task that catches the memory up.
 
 mod feed;
 mod plates;
@@ -33,7 +33,7 @@ use self::feed::{
     all_rights, changed_plates, forget_old_changes, latest_change, one_plate_rights, plate_rights,
 };
 use self::plates::{Plates, Unknown, rows_at};
-use self::poll::{Changed, Heard};
+use self::poll::{Changed, Polls};
 use super::gather::RightRow;
 use crate::domain::time::to_micros;
 use crate::http::AppError;
@@ -105,7 +105,7 @@ pub struct RightsMemory {
     /// SQLite: the latest change read by a check, if any.
     probe: std::sync::Mutex<Option<Probe>>,
     /// PostgreSQL: what the polls found.
-    heard: Heard,
+    polls: Polls,
     /// PostgreSQL: one poll at a time, so their snapshots follow one another.
     polling: Mutex<()>,
     plates: RwLock<Plates>,
@@ -286,7 +286,7 @@ impl RightsMemory {
                 (latest, changed.map_or(Changed::Everything, Changed::Plates))
             }
             Backend::Postgres(_) => {
-                let (latest, changed) = self.heard.take(loaded, MOST_PLATES_AT_ONCE as usize);
+                let (latest, changed) = self.polls.take(loaded, MOST_PLATES_AT_ONCE as usize);
                 if loaded && latest <= through {
                     return Ok(());
                 }
@@ -308,11 +308,11 @@ impl RightsMemory {
         Ok(())
     }
 
-    /// Gives back what a catch-up took and did not read (PostgreSQL: what was heard; on SQLite
+    /// Gives back what a catch-up took and did not read (PostgreSQL: what the polls found; on SQLite
     /// the changes are read again from the table).
     fn put_back(&self, store: &Store, changed: Changed) {
         if let Backend::Postgres(_) = store.backend() {
-            self.heard.put_back(changed);
+            self.polls.put_back(changed);
         }
     }
 
@@ -338,7 +338,8 @@ impl RightsMemory {
                 let all = all_rights(store, latest, self.horizon())
                     .await
                     .map_err(|err| (Changed::Everything, err))?;
-                *self.write().map_err(|err| (Changed::Everything, err))? = all;
+                let mut memory = self.write().map_err(|err| (Changed::Everything, err))?;
+                memory.replace_with(all);
             }
         }
         Ok(())
@@ -369,8 +370,8 @@ impl RightsMemory {
     }
 
     /// Keeps the memory current until `shutdown`: at once, whenever a check finds it behind,
-    /// and every [`LOOK_EVERY`] (PostgreSQL: [`POLL_AHEAD_EVERY`] while checks arrive); keeps rights that ended up
-    /// to `keep` ago; drops older ones and (SQLite) the changes no instance needs.
+    /// and every [`LOOK_EVERY`] (PostgreSQL: [`POLL_AHEAD_EVERY`] while checks arrive); keeps
+    /// rights that ended up to `keep` ago; drops older ones and the changes no instance needs.
     pub fn spawn(
         self: Arc<Self>,
         store: Store,
@@ -388,7 +389,7 @@ impl RightsMemory {
                     let _one = self.polling.lock().await;
                     let writes = store.writes_committed();
                     let polled =
-                        poll::poll(pool, &self.heard, writes, MOST_PLATES_AT_ONCE as usize);
+                        poll::poll(pool, &self.polls, writes, MOST_PLATES_AT_ONCE as usize);
                     if let Err(err) = polled.await {
                         tracing::warn!(error = %err, "could not read the rights changed; checks read the database");
                     }
@@ -412,7 +413,7 @@ impl RightsMemory {
                     let forgot = match store.backend() {
                         Backend::Sqlite(_) => forget_old_changes(&store).await,
                         Backend::Postgres(pool) => {
-                            poll::forget_old_changes(pool, &self.heard).await
+                            poll::forget_old_changes(pool, &self.polls).await
                         }
                     };
                     if let Err(err) = forgot {
@@ -440,15 +441,15 @@ impl RightsMemory {
     /// database instead, when polls are slow, slowed them more, until checks took seconds).
     async fn polled(&self, store: &Store, pool: &sqlx::PgPool) -> Result<i64, AppError> {
         let writes = store.writes_committed();
-        if let Some(latest) = self.heard.latest(writes, POLL_SERVES) {
+        if let Some(latest) = self.polls.latest(writes, POLL_SERVES) {
             return Ok(latest);
         }
         let _one = self.polling.lock().await;
-        if let Some(latest) = self.heard.latest(writes, POLL_SERVES) {
+        if let Some(latest) = self.polls.latest(writes, POLL_SERVES) {
             return Ok(latest);
         }
         let writes = store.writes_committed();
-        poll::poll(pool, &self.heard, writes, MOST_PLATES_AT_ONCE as usize).await
+        poll::poll(pool, &self.polls, writes, MOST_PLATES_AT_ONCE as usize).await
     }
 }
 

@@ -199,6 +199,14 @@ impl Plates {
         }
     }
 
+    /// Takes `loaded`'s place: a new reading of everything. The marks go on from where they
+    /// were, so a read begun before it, marked before it, is never taken for a later one's.
+    pub(super) fn replace_with(&mut self, loaded: Plates) {
+        let forgotten = self.forgotten;
+        *self = loaded;
+        self.forgotten = forgotten;
+    }
+
     /// The rights of `plate` changed: unknown until read again.
     pub(super) fn forget(&mut self, plate: String) {
         self.by_plate.remove(plate.as_str());
@@ -491,5 +499,25 @@ pub(super) mod tests {
         assert_eq!(plates.some_unknown(10), []);
         plates.forget("BBB222".to_owned());
         assert_eq!(plates.some_unknown(10).len(), 1);
+    }
+
+    #[test]
+    fn a_read_marked_before_a_full_reload_is_refused_after_it() {
+        let mut plates = Plates::from_rows(vec![ticket("AAA111", 12, 10, None)], 1, 0);
+        plates.forget("AAA111".to_owned());
+        let Err(before) = plates.rows_at("AAA111", 12, 10, 10) else {
+            panic!("a changed plate is answered from memory");
+        };
+        plates.replace_with(Plates::from_rows(
+            vec![ticket("AAA111", 12, 20, None)],
+            2,
+            0,
+        ));
+        plates.forget("AAA111".to_owned());
+        assert!(
+            !plates.put_if_unchanged("AAA111", before, rights(ticket("AAA111", 12, 10, None))),
+            "a read from before the reload"
+        );
+        assert!(plates.rows_at("AAA111", 12, 20, 20).is_err());
     }
 }

@@ -4,7 +4,7 @@
 //! Each poll is one statement: it takes a snapshot and reads the changes of the transactions
 //! visible in it that were not visible in the previous poll's snapshot, so every committed
 //! change is read exactly once, whatever order transactions commit in. A write this process
-//! committed before a poll began is in what that poll read ([`Heard::polled`] is told the
+//! committed before a poll began is in what that poll read ([`Polls::polled`] is told the
 //! count, [`crate::store::Store::writes_committed`]); another process's within
 //! [`super::POLL_SERVES`], for a check polls when the latest poll is older than that.
 
@@ -41,7 +41,7 @@ pub(super) enum Changed {
 
 /// What the polls have found (see the module's description).
 #[derive(Default)]
-pub(super) struct Heard(Mutex<State>);
+pub(super) struct Polls(Mutex<State>);
 
 #[derive(Default)]
 struct State {
@@ -58,7 +58,7 @@ struct State {
     marks: VecDeque<(Instant, String)>,
 }
 
-impl Heard {
+impl Polls {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.0
             .lock()
@@ -142,7 +142,7 @@ impl Heard {
         (state.received, changed)
     }
 
-    /// Gives back what [`Heard::take`] took, when applying it failed.
+    /// Gives back what [`Polls::take`] took, when applying it failed.
     pub(super) fn put_back(&self, changed: Changed) {
         let mut state = self.state();
         match changed {
@@ -157,15 +157,15 @@ impl Heard {
 /// the caller holds the memory's poll lock.
 pub(super) async fn poll(
     pool: &PgPool,
-    heard: &Heard,
+    polls: &Polls,
     writes: u64,
     most: usize,
 ) -> Result<i64, AppError> {
-    let Some(since) = heard.since() else {
+    let Some(since) = polls.since() else {
         let snapshot: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
             .fetch_one(pool)
             .await?;
-        return Ok(heard.polled(writes, snapshot, None));
+        return Ok(polls.polled(writes, snapshot, None));
     };
     let (snapshot, plates): (String, Vec<String>) = sqlx::query_as(POLL_SQL)
         .bind(since)
@@ -173,14 +173,14 @@ pub(super) async fn poll(
         .fetch_one(pool)
         .await?;
     let changed = (plates.len() <= most && !plates.iter().any(|p| p == "*")).then_some(plates);
-    Ok(heard.polled(writes, snapshot, changed))
+    Ok(polls.polled(writes, snapshot, changed))
 }
 
 /// Deletes the changes every instance has read: those older than a snapshot taken
 /// [`CHANGES_KEPT_FOR`] ago (an instance that has not polled for [`TRUST_A_POLL_FOR`] reads
 /// everything again).
-pub(super) async fn forget_old_changes(pool: &PgPool, heard: &Heard) -> Result<(), AppError> {
-    if let Some(xmin) = heard.forget_before(CHANGES_KEPT_FOR) {
+pub(super) async fn forget_old_changes(pool: &PgPool, polls: &Polls) -> Result<(), AppError> {
+    if let Some(xmin) = polls.forget_before(CHANGES_KEPT_FOR) {
         sqlx::query("DELETE FROM right_changes WHERE xid < $1::text::xid8")
             .bind(xmin)
             .execute(pool)
@@ -208,29 +208,29 @@ mod tests {
 
     #[test]
     fn nothing_is_current_before_a_poll_and_everything_is_read_after_the_first() {
-        let heard = Heard::default();
-        assert_eq!(heard.latest(0, NOW), None);
-        assert_eq!(heard.since(), None);
-        assert_eq!(heard.polled(0, "10:12:".into(), None), 1);
-        assert_eq!(heard.latest(0, NOW), Some(1));
-        assert_eq!(heard.since().as_deref(), Some("10:12:"));
-        let (received, changed) = heard.take(true, 10);
+        let polls = Polls::default();
+        assert_eq!(polls.latest(0, NOW), None);
+        assert_eq!(polls.since(), None);
+        assert_eq!(polls.polled(0, "10:12:".into(), None), 1);
+        assert_eq!(polls.latest(0, NOW), Some(1));
+        assert_eq!(polls.since().as_deref(), Some("10:12:"));
+        let (received, changed) = polls.take(true, 10);
         assert_eq!((received, plates(changed)), (1, None));
         assert_eq!(
-            heard.polled(0, "12:12:".into(), found(&[])),
+            polls.polled(0, "12:12:".into(), found(&[])),
             1,
             "nothing new"
         );
-        heard.polled(0, "12:13:".into(), found(&["ABC123", "XYZ9"]));
-        heard.polled(0, "13:14:".into(), found(&["ABC123", "~0a1b"]));
-        let (received, changed) = heard.take(true, 10);
+        polls.polled(0, "12:13:".into(), found(&["ABC123", "XYZ9"]));
+        polls.polled(0, "13:14:".into(), found(&["ABC123", "~0a1b"]));
+        let (received, changed) = polls.take(true, 10);
         assert_eq!(received, 3);
         assert_eq!(plates(changed), found(&["ABC123", "XYZ9", "~0a1b"]));
-        heard.polled(0, "14:15:".into(), None);
-        heard.polled(0, "15:16:".into(), found(&["ABC123"]));
-        assert_eq!(plates(heard.take(true, 10).1), None, "a change of all");
+        polls.polled(0, "14:15:".into(), None);
+        polls.polled(0, "15:16:".into(), found(&["ABC123"]));
+        assert_eq!(plates(polls.take(true, 10).1), None, "a change of all");
         assert_eq!(
-            heard.latest(0, Duration::ZERO),
+            polls.latest(0, Duration::ZERO),
             None,
             "an old poll: poll again"
         );
@@ -238,43 +238,43 @@ mod tests {
 
     #[test]
     fn too_many_plates_or_not_loaded_read_everything_and_a_failed_read_is_given_back() {
-        let heard = Heard::default();
-        heard.polled(0, "1:1:".into(), None);
-        heard.take(true, 10);
-        heard.polled(0, "1:2:".into(), found(&["A1", "B2"]));
-        heard.polled(0, "2:3:".into(), found(&["C3"]));
-        assert_eq!(plates(heard.take(true, 2).1), None);
-        heard.polled(0, "3:4:".into(), found(&["A1"]));
-        assert_eq!(plates(heard.take(false, 2).1), None);
-        heard.polled(0, "4:5:".into(), found(&["A1"]));
-        let (_, changed) = heard.take(true, 2);
-        heard.put_back(changed);
-        assert_eq!(plates(heard.take(true, 2).1), found(&["A1"]));
+        let polls = Polls::default();
+        polls.polled(0, "1:1:".into(), None);
+        polls.take(true, 10);
+        polls.polled(0, "1:2:".into(), found(&["A1", "B2"]));
+        polls.polled(0, "2:3:".into(), found(&["C3"]));
+        assert_eq!(plates(polls.take(true, 2).1), None);
+        polls.polled(0, "3:4:".into(), found(&["A1"]));
+        assert_eq!(plates(polls.take(false, 2).1), None);
+        polls.polled(0, "4:5:".into(), found(&["A1"]));
+        let (_, changed) = polls.take(true, 2);
+        polls.put_back(changed);
+        assert_eq!(plates(polls.take(true, 2).1), found(&["A1"]));
     }
 
     #[test]
     fn own_writes_wait_for_a_poll_that_began_after_them() {
-        let heard = Heard::default();
-        heard.polled(2, "1:1:".into(), None);
-        assert_eq!(heard.latest(2, NOW), Some(1));
-        assert_eq!(heard.latest(3, NOW), None, "a write after the poll began");
-        heard.polled(3, "1:2:".into(), found(&[]));
-        assert_eq!(heard.latest(3, NOW), Some(1));
-        heard.polled(1, "2:2:".into(), found(&[]));
-        assert_eq!(heard.latest(3, NOW), Some(1), "never goes back");
+        let polls = Polls::default();
+        polls.polled(2, "1:1:".into(), None);
+        assert_eq!(polls.latest(2, NOW), Some(1));
+        assert_eq!(polls.latest(3, NOW), None, "a write after the poll began");
+        polls.polled(3, "1:2:".into(), found(&[]));
+        assert_eq!(polls.latest(3, NOW), Some(1));
+        polls.polled(1, "2:2:".into(), found(&[]));
+        assert_eq!(polls.latest(3, NOW), Some(1), "never goes back");
     }
 
     #[test]
     fn changes_are_deleted_by_a_snapshot_old_enough() {
-        let heard = Heard::default();
-        heard.polled(0, "100:105:101".into(), None);
-        heard.polled(0, "106:106:".into(), found(&[]));
-        assert_eq!(heard.forget_before(Duration::from_secs(60)), None);
+        let polls = Polls::default();
+        polls.polled(0, "100:105:101".into(), None);
+        polls.polled(0, "106:106:".into(), found(&[]));
+        assert_eq!(polls.forget_before(Duration::from_secs(60)), None);
         assert_eq!(
-            heard.forget_before(Duration::ZERO).as_deref(),
+            polls.forget_before(Duration::ZERO).as_deref(),
             Some("100"),
             "one mark per MARK_EVERY"
         );
-        assert_eq!(heard.forget_before(Duration::ZERO), None, "used once");
+        assert_eq!(polls.forget_before(Duration::ZERO), None, "used once");
     }
 }
