@@ -298,29 +298,19 @@ impl Bench {
     /// Checks answered so far from the rights memory and from the database.
     async fn rights_sources(&self) -> anyhow::Result<(u64, u64)> {
         let text = self.metrics_text().await?;
-        let count = |name: &str| {
-            text.lines()
-                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-                .and_then(|value| value.trim().parse::<f64>().ok())
-                .map_or(0, |value| value as u64)
-        };
         Ok((
-            count("parkhub_rights_answered_from_memory_total"),
-            count("parkhub_rights_read_from_database_total"),
+            metric_value(&text, "parkhub_rights_answered_from_memory_total") as u64,
+            metric_value(&text, "parkhub_rights_read_from_database_total") as u64,
         ))
     }
 
     /// How many plates the service's rights memory holds rights for.
     async fn memory_plates(&self) -> anyhow::Result<i64> {
-        Ok(self
-            .metrics_text()
-            .await?
-            .lines()
-            .find_map(|line| line.strip_prefix("parkhub_rights_memory_plates "))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0))
+        let text = self.metrics_text().await?;
+        Ok(metric_value(&text, "parkhub_rights_memory_plates") as i64)
     }
 
+    /// The service's `/metrics`, as Prometheus text.
     async fn metrics_text(&self) -> anyhow::Result<String> {
         Ok(self
             .client
@@ -530,4 +520,12 @@ impl Bench {
             ),
         })
     }
+}
+
+/// The value of the unlabelled metric `name` in Prometheus `text` (0 when absent).
+fn metric_value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
 }
