@@ -126,11 +126,17 @@ async fn sqlite_plate_rights(
 ) -> Result<Vec<(String, Vec<Right>)>, AppError> {
     store
         .sqlite_read_blocking(move |conn| {
+            // One read transaction for them all. Each statement on its own would begin a read
+            // of its own, and SQLite empties a connection's page cache whenever a read begins
+            // after another connection's commit: under a stream of writes every plate read
+            // its index pages from the file again (4 preads a ticket in ticket-ingest).
+            let snapshot = conn.unchecked_transaction()?;
             let mut read = Vec::with_capacity(plates.len());
             for plate in plates {
-                let rights = sqlite_rights_of(conn, &plate, horizon)?;
+                let rights = sqlite_rights_of(&snapshot, &plate, horizon)?;
                 read.push((plate, rights));
             }
+            snapshot.finish()?;
             Ok(read)
         })
         .await
