@@ -92,6 +92,11 @@ fn upsert_sql(rows: usize) -> String {
     sql
 }
 
+/// [`upsert_sql`] of 1 to [`UPSERT_MAX_ROWS`] rows, written once: the statement cache is looked
+/// up by its text, and writing it out again was a share of every batch.
+static UPSERT_SQL: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(|| (1..=UPSERT_MAX_ROWS).map(upsert_sql).collect());
+
 /// The same on PostgreSQL, for any number of rows: each column is bound as one array, so a
 /// batch of any size is one prepared statement and a dozen parameters, where a row of
 /// parameters per ticket made every batch size a statement of its own to parse and plan.
@@ -118,7 +123,7 @@ fn upsert_sqlite(
 ) -> Result<Vec<StoredRow>, rusqlite::Error> {
     let mut rows = Vec::with_capacity(jobs.len());
     for chunk in jobs.chunks(UPSERT_MAX_ROWS) {
-        let mut statement = conn.prepare_cached(&upsert_sql(chunk.len()))?;
+        let mut statement = conn.prepare_cached(&UPSERT_SQL[chunk.len() - 1])?;
         for (i, job) in chunk.iter().enumerate() {
             let at = i * UPSERT_COLUMNS;
             statement.raw_bind_parameter(at + 1, job.provider_id)?;
