@@ -98,6 +98,10 @@ async fn a_burst_of_tickets_is_stored_each_as_sent(backend: Backend) {
         )
         .await;
     }
+    let (batches, jobs) = (
+        server.metric("parkhub_write_batches_total").await,
+        server.metric("parkhub_write_batch_jobs_total").await,
+    );
     // all at once: the requests run concurrently on the test server's client
     let requests = (0..160_i64).map(|i| {
         let token = if i % 2 == 0 { &first } else { &second };
@@ -117,6 +121,11 @@ async fn a_burst_of_tickets_is_stored_each_as_sent(backend: Backend) {
         }
     });
     let answers = futures_util::future::join_all(requests).await;
+    // /metrics shows how they were gathered: every ticket in some committed batch
+    let batches = server.metric("parkhub_write_batches_total").await - batches;
+    let jobs = server.metric("parkhub_write_batch_jobs_total").await - jobs;
+    assert_eq!(jobs, 160, "each ticket written in a batch, once");
+    assert!((1..=160).contains(&batches), "{batches} batches");
     let mut sent = std::collections::HashMap::new();
     for (i, id, status) in answers {
         let canceled = id.starts_with("b-canceled") && i % 2 == 0;

@@ -114,6 +114,22 @@ impl Metrics {
         }
     }
 
+    /// Counts group commit's batches and the writes they held.
+    pub fn count_write_batches(&self, counts: &crate::store::BatchCounts) {
+        if let Ok(mut registry) = self.registry.lock() {
+            registry.register(
+                "write_batches",
+                "write batches group commit ran, each one transaction and one commit",
+                counts.batches.clone(),
+            );
+            registry.register(
+                "write_batch_jobs",
+                "writes (a ticket, an entry, a check log line...) in those batches",
+                counts.jobs.clone(),
+            );
+        }
+    }
+
     /// A valid-plates list was decided (not taken from the kept ones).
     pub fn plate_list_decided(&self) {
         self.plate_lists.inc();

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use super::BatchCounts;
 use crate::http::AppError;
 
 pub type JobFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, AppError>> + Send + 'a>>;
@@ -45,11 +46,21 @@ pub struct Batcher<J: Batched> {
 
 impl<J: Batched> Batcher<J> {
     /// `committed` counts the batches run (see [`crate::store::Store::writes_committed`]).
-    pub fn spawn(pool: PgPool, lanes: usize, committed: Arc<AtomicU64>) -> Self {
+    pub fn spawn(
+        pool: PgPool,
+        lanes: usize,
+        committed: Arc<AtomicU64>,
+        counts: BatchCounts,
+    ) -> Self {
         let (jobs, receiver) = mpsc::channel(4 * MAX_BATCH);
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..lanes.max(1) {
-            tokio::spawn(lane(pool.clone(), receiver.clone(), committed.clone()));
+            tokio::spawn(lane(
+                pool.clone(),
+                receiver.clone(),
+                committed.clone(),
+                counts.clone(),
+            ));
         }
         Self { jobs }
     }
@@ -71,6 +82,7 @@ async fn lane<J: Batched>(
     pool: PgPool,
     receiver: Arc<Mutex<mpsc::Receiver<Pending<J>>>>,
     committed: Arc<AtomicU64>,
+    counts: BatchCounts,
 ) {
     let mut batch: Vec<Pending<J>> = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -92,6 +104,7 @@ async fn lane<J: Batched>(
         let results = run(&pool, &jobs).await;
         // Before any caller is answered: what it was told is committed is counted.
         committed.fetch_add(1, Ordering::AcqRel);
+        counts.committed(jobs.len());
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
         }

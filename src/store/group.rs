@@ -18,12 +18,16 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::BatchCounts;
 use super::errors::from_rusqlite;
 use super::lender::Lender;
 use crate::http::AppError;
 
 /// The most jobs in one transaction.
 const MAX_BATCH: usize = 512;
+
+/// The most times the committer lets ready tasks run before it closes a batch.
+const GATHER_ROUNDS: usize = 8;
 
 /// Statements the writer keeps prepared: one multi-row ticket upsert per row count (up to
 /// [`crate::tickets::store::UPSERT_MAX_ROWS`]) and a few more, so no batch pays for parsing.
@@ -127,9 +131,9 @@ impl WriterFile {
 impl GroupCommit {
     /// Starts the committer; it writes on a connection of its own to `file` while it holds
     /// `writer`, and ends when every handle is dropped.
-    pub fn spawn(writer: Lender, file: WriterFile) -> Self {
+    pub fn spawn(writer: Lender, file: WriterFile, counts: BatchCounts) -> Self {
         let (jobs, receiver) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(committer(writer, file, receiver));
+        tokio::spawn(committer(writer, file, receiver, counts));
         Self { jobs }
     }
 
@@ -151,18 +155,18 @@ impl GroupCommit {
     }
 }
 
-async fn committer(writer: Lender, file: WriterFile, mut receiver: mpsc::Receiver<Pending>) {
+async fn committer(
+    writer: Lender,
+    file: WriterFile,
+    mut receiver: mpsc::Receiver<Pending>,
+    counts: BatchCounts,
+) {
     let file = std::sync::Arc::new(file);
     let mut conn: Option<Connection> = None;
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = receiver.recv().await {
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+        gather(&mut receiver, &mut batch).await;
         let (jobs, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
         let outcome = match writer.acquire().await {
             // Holding the sqlx writer keeps every other write out while the batch runs.
@@ -185,6 +189,7 @@ async fn committer(writer: Lender, file: WriterFile, mut receiver: mpsc::Receive
         };
         match outcome {
             Ok(results) => {
+                counts.committed(results.len());
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }
@@ -202,6 +207,30 @@ async fn committer(writer: Lender, file: WriterFile, mut receiver: mpsc::Receive
                     let _ = reply.send(Err(AppError::Unavailable(anyhow::anyhow!("{message}"))));
                 }
             }
+        }
+    }
+}
+
+/// Adds to `batch` the jobs waiting now, then lets every task that is ready run once and adds
+/// what they sent, as long as that brings more: requests a moment from submitting join this
+/// batch and its fsync rather than wait for the next. Without load the first round finds
+/// nothing and the batch goes at once.
+async fn gather(receiver: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>) {
+    let take = |receiver: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>| {
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+    };
+    take(receiver, batch);
+    for _ in 0..GATHER_ROUNDS {
+        let before = batch.len();
+        tokio::task::yield_now().await;
+        take(receiver, batch);
+        if batch.len() == before || batch.len() >= MAX_BATCH {
+            break;
         }
     }
 }
@@ -353,7 +382,7 @@ mod tests {
             path,
             busy_timeout: Duration::from_secs(5),
         };
-        let group = GroupCommit::spawn(pool.clone(), file);
+        let group = GroupCommit::spawn(pool.clone(), file, BatchCounts::default());
         let mut tasks = Vec::new();
         for n in 0..60 {
             let group = group.clone();

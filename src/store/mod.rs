@@ -68,6 +68,23 @@ pub struct Store {
     /// PostgreSQL: the write transactions this process has committed (see
     /// [`Store::writes_committed`]).
     committed: Arc<AtomicU64>,
+    /// Group commit's batches and the writes in them, both backends.
+    batches: BatchCounts,
+}
+
+/// How well group commit gathers: batches committed, and the writes they held (`/metrics`).
+#[derive(Clone, Default)]
+pub struct BatchCounts {
+    pub batches: prometheus_client::metrics::counter::Counter,
+    pub jobs: prometheus_client::metrics::counter::Counter,
+}
+
+impl BatchCounts {
+    /// A batch of `jobs` writes has committed.
+    pub fn committed(&self, jobs: usize) {
+        self.batches.inc();
+        self.jobs.inc_by(jobs as u64);
+    }
 }
 
 /// In-memory copies of what almost every request reads (see [`cache`]); each capability's
@@ -118,8 +135,12 @@ impl Store {
     }
 
     pub async fn connect(url: &str, options: &StoreOptions) -> anyhow::Result<Self> {
+        let batches = BatchCounts::default();
         let (backend, feed) = match backend_kind(url)? {
-            BackendKind::Sqlite => (Backend::Sqlite(connect_sqlite(url, options).await?), None),
+            BackendKind::Sqlite => (
+                Backend::Sqlite(connect_sqlite(url, options, batches.clone()).await?),
+                None,
+            ),
             BackendKind::Postgres => {
                 let unreachable =
                     || format!("could not connect to PostgreSQL at {}", redact_url(url));
@@ -155,6 +176,7 @@ impl Store {
             batchers: Arc::default(),
             origin: uuid::Uuid::new_v4().simple().to_string().into(),
             committed: Arc::default(),
+            batches,
         })
     }
 
@@ -203,6 +225,11 @@ impl Store {
         self.committed.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Group commit's batches so far (see [`BatchCounts`]).
+    pub fn batch_counts(&self) -> &BatchCounts {
+        &self.batches
+    }
+
     /// The connections for event feeds on PostgreSQL.
     pub fn feed_pool(&self) -> Option<&PgPool> {
         self.feed.as_ref()
@@ -225,6 +252,7 @@ impl Store {
                     pool.clone(),
                     batch::LANES,
                     self.committed.clone(),
+                    self.batches.clone(),
                 ))
             })
             .clone()
@@ -337,7 +365,11 @@ pub fn with_database(url: &str, name: &str) -> String {
 /// How long an SQLite connection waits for a lock before it fails with 503.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn connect_sqlite(url: &str, options: &StoreOptions) -> anyhow::Result<SqliteDb> {
+async fn connect_sqlite(
+    url: &str,
+    options: &StoreOptions,
+    batches: BatchCounts,
+) -> anyhow::Result<SqliteDb> {
     let connect = SqliteConnectOptions::from_str(url)
         .context("the SQLite database URL is not valid")?
         .create_if_missing(true)
@@ -367,6 +399,7 @@ async fn connect_sqlite(url: &str, options: &StoreOptions) -> anyhow::Result<Sql
             path: connect.get_filename().to_owned(),
             busy_timeout: BUSY_TIMEOUT,
         },
+        batches,
     );
     Ok(SqliteDb {
         writer,

@@ -304,6 +304,15 @@ impl Bench {
         ))
     }
 
+    /// Group commit's batches and the writes in them so far.
+    async fn write_batches(&self) -> anyhow::Result<(f64, f64)> {
+        let text = self.metrics_text().await?;
+        Ok((
+            metric_value(&text, "parkhub_write_batches_total"),
+            metric_value(&text, "parkhub_write_batch_jobs_total"),
+        ))
+    }
+
     /// How many plates the service's rights memory holds rights for.
     async fn memory_plates(&self) -> anyhow::Result<i64> {
         let text = self.metrics_text().await?;
@@ -390,17 +399,28 @@ impl Bench {
         }
         let url = self.url("/api/v1/actions/tickets");
         let counter = AtomicU64::new(0);
+        let batches_before = self.write_batches().await?;
         let cpu = self.cpu_meter();
         let (rate, latency, errors) = closed_loop(64, self.duration, |worker| {
             let n = counter.fetch_add(1, Ordering::Relaxed);
-            let body = json!({"eventType": "CreateOrUpdate", "ticketId": format!("bench-{n}"), "parkingLotId": 13,
-                              "startDate": "2025-06-01T10:00:00Z", "endDate": "2025-06-01T12:00:00Z", "licenseNumber": format!("IN{n:07}"),
-                              "ticketCost": {"amountInclVat": 2000, "vatRate": 25, "currencyCode": "SEK"}});
-            let request = self.client.post(&url).bearer_auth(&providers[worker % providers.len()]).json(&body);
+            // Written out as text: building a JSON value and serializing it cost the load
+            // generator, on the service's cores, about a tenth more a request (BENCHMARKS.md).
+            let body = format!(
+                r#"{{"eventType":"CreateOrUpdate","ticketId":"bench-{n}","parkingLotId":13,"startDate":"2025-06-01T10:00:00Z","endDate":"2025-06-01T12:00:00Z","licenseNumber":"IN{n:07}","ticketCost":{{"amountInclVat":2000,"vatRate":25,"currencyCode":"SEK"}}}}"#
+            );
+            let request = self
+                .client
+                .post(&url)
+                .bearer_auth(&providers[worker % providers.len()])
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
             succeeds(request)
         })
         .await;
         let cpu = cpu.per_request(latency.len());
+        let batches = self.write_batches().await?;
+        let (commits, written) = (batches.0 - batches_before.0, batches.1 - batches_before.1);
+        let per_commit = written / commits.max(1.0);
         let durability = match self.store.backend() {
             Backend::Sqlite(_) => "SQLite WAL synchronous=FULL, group commit",
             Backend::Postgres(_) => "PostgreSQL synchronous_commit=on",
@@ -410,7 +430,9 @@ impl Bench {
             rate,
             latency: Some(latency),
             errors,
-            notes: format!("64 concurrent, 4 providers; {durability}; {cpu}"),
+            notes: format!(
+                "64 concurrent, 4 providers; {durability}, {per_commit:.1} tickets a commit; {cpu}"
+            ),
         })
     }
 
