@@ -26,9 +26,6 @@ use crate::http::AppError;
 /// The most jobs in one transaction.
 const MAX_BATCH: usize = 512;
 
-/// The most times the committer lets ready tasks run before it closes a batch.
-const GATHER_ROUNDS: usize = 8;
-
 /// Statements the writer keeps prepared: one multi-row ticket upsert per row count (up to
 /// [`crate::tickets::store::UPSERT_MAX_ROWS`]) and a few more, so no batch pays for parsing.
 const STATEMENTS: usize = 128;
@@ -166,7 +163,7 @@ async fn committer(
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = receiver.recv().await {
         batch.push(first);
-        gather(&mut receiver, &mut batch).await;
+        super::batch::gather(&mut receiver, &mut batch, MAX_BATCH).await;
         let (jobs, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
         let outcome = match writer.acquire().await {
             // Holding the sqlx writer keeps every other write out while the batch runs.
@@ -207,30 +204,6 @@ async fn committer(
                     let _ = reply.send(Err(AppError::Unavailable(anyhow::anyhow!("{message}"))));
                 }
             }
-        }
-    }
-}
-
-/// Adds to `batch` the jobs waiting now, then lets every task that is ready run once and adds
-/// what they sent, as long as that brings more: requests a moment from submitting join this
-/// batch and its fsync rather than wait for the next. Without load the first round finds
-/// nothing and the batch goes at once.
-async fn gather(receiver: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>) {
-    let take = |receiver: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>| {
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
-    };
-    take(receiver, batch);
-    for _ in 0..GATHER_ROUNDS {
-        let before = batch.len();
-        tokio::task::yield_now().await;
-        take(receiver, batch);
-        if batch.len() == before || batch.len() >= MAX_BATCH {
-            break;
         }
     }
 }
