@@ -8,7 +8,9 @@ use futures_util::TryStreamExt;
 
 use super::plates::{Building, Plates, Right};
 use crate::http::AppError;
-use crate::rights::gather::{ALL_RIGHTS_SQL, PLATE_RIGHTS_SQL, PLATES_RIGHTS_SQL, RightRow};
+use crate::rights::gather::{
+    ALL_RIGHTS_SQL, PLATE_RIGHTS_SQL, PLATES_RIGHTS_SQL, RightRow, SQLITE_PLATES_RIGHTS_SQL,
+};
 use crate::store::{Backend, Store};
 
 /// The latest change committed (0: none yet).
@@ -63,24 +65,42 @@ pub(super) async fn plate_rights(
         Backend::Postgres(pool) => pool,
     };
     // One statement for all of them, one round trip.
-    let mut read: HashMap<String, Vec<Right>> = HashMap::with_capacity(plates.len());
+    let mut read = ByPlate::new(plates.len());
     {
         let mut rows = sqlx::query_as::<_, RightRow>(PLATES_RIGHTS_SQL)
             .bind(&plates)
             .bind(horizon)
             .fetch(pool);
         while let Some(row) = rows.try_next().await? {
-            let rights = read.entry(row.plate.clone()).or_default();
-            rights.extend(Right::from_row(row));
+            read.push(row);
         }
     }
-    Ok(plates
-        .into_iter()
-        .map(|plate| {
-            let rights = read.remove(&plate).unwrap_or_default();
-            (plate, rights)
-        })
-        .collect())
+    Ok(read.of(plates))
+}
+
+/// Rights rows gathered by plate, each plate's in the order the statement gave them.
+struct ByPlate(HashMap<String, Vec<Right>>);
+
+impl ByPlate {
+    fn new(plates: usize) -> Self {
+        Self(HashMap::with_capacity(plates))
+    }
+
+    fn push(&mut self, row: RightRow) {
+        let rights = self.0.entry(row.plate.clone()).or_default();
+        rights.extend(Right::from_row(row));
+    }
+
+    /// Each of `plates` with its rights (none if no row named it).
+    fn of(mut self, plates: Vec<String>) -> Vec<(String, Vec<Right>)> {
+        plates
+            .into_iter()
+            .map(|plate| {
+                let rights = self.0.remove(&plate).unwrap_or_default();
+                (plate, rights)
+            })
+            .collect()
+    }
 }
 
 /// The rights of `plate`, every lot, that ended after `horizon` (or have not): on SQLite read
@@ -126,18 +146,20 @@ async fn sqlite_plate_rights(
 ) -> Result<Vec<(String, Vec<Right>)>, AppError> {
     store
         .sqlite_read_blocking(move |conn| {
-            // One read transaction for them all. Each statement on its own would begin a read
-            // of its own, and SQLite empties a connection's page cache whenever a read begins
-            // after another connection's commit: under a stream of writes every plate read
-            // its index pages from the file again (4 preads a ticket in ticket-ingest).
-            let snapshot = conn.unchecked_transaction()?;
-            let mut read = Vec::with_capacity(plates.len());
-            for plate in plates {
-                let rights = sqlite_rights_of(&snapshot, &plate, horizon)?;
-                read.push((plate, rights));
+            // One statement for them all, so one read transaction too: a read per plate
+            // began again after each commit, and SQLite empties a connection's page cache
+            // whenever a read begins after another connection's commit (4 preads a ticket in
+            // ticket-ingest when each plate was a statement of its own).
+            let asked = serde_json::to_string(&plates)
+                .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))?;
+            let mut read = ByPlate::new(plates.len());
+            let mut statement = conn.prepare_cached(SQLITE_PLATES_RIGHTS_SQL)?;
+            let rows =
+                statement.query_map(rusqlite::params![asked, horizon], RightRow::from_sqlite)?;
+            for row in rows {
+                read.push(row?);
             }
-            snapshot.finish()?;
-            Ok(read)
+            Ok(read.of(plates))
         })
         .await
 }
@@ -202,4 +224,87 @@ pub(super) async fn forget_old_changes(store: &Store) -> Result<(), AppError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreOptions;
+
+    /// Tickets and stays of a few plates, written straight into the tables.
+    async fn store_with_rights(url: &str) -> Store {
+        let store = Store::connect(url, &StoreOptions::default())
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        let statements = [
+            "INSERT INTO principals (id, role, name, all_lots, created_at) \
+             VALUES (901, 'provider', 'easypark', TRUE, 0)",
+            "INSERT INTO parking_lots (id, name, zone_code, time_zone, created_at, updated_at, \
+                 grace_minutes) VALUES (912, 'a', 1, 'Europe/Stockholm', 0, 0, 0), \
+                 (913, 'b', 1, 'Europe/Stockholm', 0, 0, 0)",
+            "INSERT INTO tickets (provider_id, ticket_id, parking_lot_id, license_raw, \
+                 license_norm, start_at, end_at, status, created_at, updated_at) VALUES \
+                 (901, 'a-1', 912, 'AAA1', 'AAA1', 100, 500, 'active', 0, 0), \
+                 (901, 'a-2', 913, 'AAA1', 'AAA1', 50, NULL, 'active', 0, 0), \
+                 (901, 'a-old', 912, 'AAA1', 'AAA1', 10, 20, 'active', 0, 0), \
+                 (901, 'b-1', 912, 'BBB2', 'BBB2', 100, 500, 'canceled', 0, 0), \
+                 (901, 'c-1', 913, 'CCC3', 'CCC3', 300, 900, 'active', 0, 0)",
+            "INSERT INTO transactions (parking_lot_id, ticket_type, ticket_no, ticket_key, \
+                 reference_no, entry_at, entry_event_id, exit_at) VALUES \
+                 (912, 4, 'CCC 3', 'CCC3', 'r-1', 200, 'e-1', NULL), \
+                 (913, 4, 'DDD4', 'DDD4', 'r-2', 150, 'e-2', 700)",
+        ];
+        let Backend::Sqlite(db) = store.backend() else {
+            panic!("an SQLite store");
+        };
+        let mut writer = db.writer.acquire().await.expect("the writer");
+        for statement in statements {
+            sqlx::query(statement)
+                .execute(&mut *writer)
+                .await
+                .expect(statement);
+        }
+        drop(writer);
+        store
+    }
+
+    async fn read_together_as_each_alone(url: &str) {
+        let store = store_with_rights(url).await;
+        let plates: Vec<String> = ["AAA1", "BBB2", "CCC3", "DDD4", "NONE9"]
+            .map(String::from)
+            .to_vec();
+        let horizon = 30;
+        let together = plate_rights(&store, plates.clone(), horizon)
+            .await
+            .expect("together");
+        let asked: Vec<&str> = together.iter().map(|(plate, _)| plate.as_str()).collect();
+        assert_eq!(asked, plates, "each plate once, in the order asked");
+        for (plate, rights) in &together {
+            let alone = one_plate_rights(&store, plate, horizon)
+                .await
+                .expect("alone");
+            assert_eq!(rights, &alone, "{plate}");
+        }
+        let count = |plate: &str| {
+            together
+                .iter()
+                .find(|(p, _)| p == plate)
+                .map(|(_, r)| r.len())
+        };
+        // AAA1: two tickets (the one that ended before the horizon is not kept), BBB2: its
+        // only ticket is canceled, CCC3: a ticket and a stay, DDD4: a stay, NONE9: nothing.
+        assert_eq!(
+            ["AAA1", "BBB2", "CCC3", "DDD4", "NONE9"].map(count),
+            [Some(2), Some(0), Some(2), Some(1), Some(0)]
+        );
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn plates_read_together_have_the_rights_each_has_alone_sqlite() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("rights.db").display());
+        read_together_as_each_alone(&url).await;
+    }
 }
