@@ -18,6 +18,7 @@ backend_tests!(
     checks_follow_every_writer_at_once,
     instants_older_than_kept_are_read_from_the_database,
     once_the_writes_are_heard_checks_are_answered_from_memory,
+    a_changed_plate_is_unknown_until_a_check_reads_it,
 );
 
 /// `now` moved by `minutes`, to the second, as the APIs take it.
@@ -290,4 +291,37 @@ mod postgres_commit_order {
         );
         pool.close().await;
     }
+}
+
+/// Plates the memory holds rights for, and plates it is to read again, from /metrics.
+async fn gauges(server: &TestServer) -> (u64, u64) {
+    (
+        server.metric("parkhub_rights_memory_plates").await,
+        server.metric("parkhub_rights_memory_unknown_plates").await,
+    )
+}
+
+/// /metrics tells the plates held from those whose rights changed and wait to be read again.
+async fn a_changed_plate_is_unknown_until_a_check_reads_it(backend: Backend) {
+    let w = world(backend, |c| {
+        c.rights_memory_keep = Duration::from_secs(2 * 3600)
+    })
+    .await;
+    until_own_writes_are_heard(&w).await;
+    let (held, unknown) = gauges(&w.server).await;
+    let now = Timestamp::now();
+    w.ticket(
+        "u-1",
+        "UNK777",
+        12,
+        &minutes_from(now, -10),
+        Some(&minutes_from(now, 60)),
+    )
+    .await;
+    // The next check catches the memory up: the plate is forgotten, not read.
+    until_own_writes_are_heard(&w).await;
+    assert_eq!(gauges(&w.server).await, (held, unknown + 1));
+    // The first check that asks reads it and keeps it.
+    assert!(allowed(&w, "UNK777", &minutes_from(now, 0)).await);
+    assert_eq!(gauges(&w.server).await, (held + 1, unknown));
 }

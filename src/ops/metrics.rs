@@ -94,12 +94,18 @@ impl Metrics {
         from_memory: Counter,
         from_database: Counter,
         plates_held: Gauge,
+        plates_unknown: Gauge,
     ) {
         if let Ok(mut registry) = self.registry.lock() {
             registry.register(
                 "rights_memory_plates",
-                "plates the rights memory holds rights for (SQLite; 0 on PostgreSQL)",
+                "plates the rights memory holds rights for",
                 plates_held,
+            );
+            registry.register(
+                "rights_memory_unknown_plates",
+                "plates whose rights changed, read again by the first check that asks (or in bulk once many are)",
+                plates_unknown,
             );
             registry.register(
                 "rights_answered_from_memory",
@@ -124,7 +130,7 @@ impl Metrics {
             );
             registry.register(
                 "write_batch_jobs",
-                "writes (a ticket, an entry, a check log line...) in those batches",
+                "writes in those batches: ticket upserts, and on SQLite the check log's flushes",
                 counts.jobs.clone(),
             );
         }

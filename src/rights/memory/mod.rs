@@ -119,6 +119,8 @@ pub struct RightsMemory {
     pub from_database: Counter,
     /// Plates it holds rights for, as of its last catch-up (for `/metrics`).
     pub plates_held: Gauge,
+    /// Plates whose rights changed and are not read again yet (for `/metrics`).
+    pub plates_unknown: Gauge,
 }
 
 impl RightsMemory {
@@ -236,7 +238,7 @@ impl RightsMemory {
         let rows = rows_at(&rights, plate, lot, from, until);
         let mut memory = self.write()?;
         if memory.put_if_unchanged(plate, mark, rights) {
-            self.plates_held.set(memory.len() as i64);
+            self.counted(&memory);
         }
         Ok(rows)
     }
@@ -255,7 +257,7 @@ impl RightsMemory {
             for ((plate, rights), (_, mark)) in fresh.into_iter().zip(unknown) {
                 memory.put_if_unchanged(&plate, mark, rights);
             }
-            self.plates_held.set(memory.len() as i64);
+            self.counted(&memory);
         }
     }
 
@@ -304,7 +306,7 @@ impl RightsMemory {
             self.put_back(store, changed);
             return Err(err);
         }
-        self.plates_held.set(self.plates() as i64);
+        self.count();
         Ok(())
     }
 
@@ -355,7 +357,7 @@ impl RightsMemory {
     fn prune(&self) -> Result<(), AppError> {
         let horizon = self.horizon();
         self.write()?.prune(horizon);
-        self.plates_held.set(self.plates() as i64);
+        self.count();
         Ok(())
     }
 
@@ -364,9 +366,17 @@ impl RightsMemory {
         to_micros(Timestamp::now()).saturating_sub(self.keep.load(Ordering::Relaxed))
     }
 
-    /// How many plates it holds a right for.
-    fn plates(&self) -> usize {
-        self.plates.read().map(|p| p.len()).unwrap_or(0)
+    /// Shows in `/metrics` how many plates `memory` holds and how many it is to read again.
+    fn counted(&self, memory: &Plates) {
+        self.plates_held.set(memory.len() as i64);
+        self.plates_unknown.set(memory.unknown_len() as i64);
+    }
+
+    /// [`Self::counted`] of what it holds now.
+    fn count(&self) {
+        if let Ok(memory) = self.plates.read() {
+            self.counted(&memory);
+        }
     }
 
     /// Keeps the memory current until `shutdown`: at once, whenever a check finds it behind,
