@@ -283,6 +283,7 @@ pub async fn serve_with_store(
         rights.from_database.clone(),
         rights.plates_held.clone(),
         rights.plates_unknown.clone(),
+        rights.loads.clone(),
     );
     metrics.count_write_batches(store.batch_counts());
     let state = AppState(Arc::new(Shared {

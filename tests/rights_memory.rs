@@ -19,6 +19,7 @@ backend_tests!(
     instants_older_than_kept_are_read_from_the_database,
     once_the_writes_are_heard_checks_are_answered_from_memory,
     a_changed_plate_is_unknown_until_a_check_reads_it,
+    a_burst_of_writes_is_taken_in_plate_by_plate,
 );
 
 /// `now` moved by `minutes`, to the second, as the APIs take it.
@@ -324,4 +325,73 @@ async fn a_changed_plate_is_unknown_until_a_check_reads_it(backend: Backend) {
     // The first check that asks reads it and keeps it.
     assert!(allowed(&w, "UNK777", &minutes_from(now, 0)).await);
     assert_eq!(gauges(&w.server).await, (held + 1, unknown));
+}
+
+/// Tickets of `count` plates `BURST1`, `BURST2` … at lot 12 from ten minutes ago to an hour
+/// from now, written straight into the database in one statement, as a burst of ingest
+/// between two looks of the memory would leave them.
+async fn burst_of_tickets(server: &TestServer, count: i64) {
+    use parkhub::store::Backend as Db;
+    let now = Timestamp::now().as_microsecond();
+    let (start, end) = (now - 600_000_000, now + 3_600_000_000);
+    let insert = "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
+                  INSERT INTO tickets (provider_id, ticket_id, parking_lot_id, license_raw, \
+                      license_norm, start_at, end_at, status, created_at, updated_at) \
+                  SELECT (SELECT MIN(id) FROM principals WHERE role = 'provider'), \
+                         'burst-' || i, 12, 'BURST' || i, 'BURST' || i, $2, $3, 'active', $2, $2 \
+                    FROM n";
+    macro_rules! insert {
+        ($conn:expr) => {{
+            let mut conn = $conn;
+            let written = sqlx::query(insert)
+                .bind(count)
+                .bind(start)
+                .bind(end)
+                .execute(&mut *conn)
+                .await
+                .expect("the burst of tickets");
+            assert_eq!(written.rows_affected(), count as u64);
+        }};
+    }
+    match server.store.backend() {
+        Db::Sqlite(db) => insert!(db.writer.acquire().await.expect("the writer")),
+        Db::Postgres(pool) => insert!(pool.acquire().await.expect("a connection")),
+    }
+}
+
+/// More changes at once than a memory of a million plates could afford to reload each time
+/// (ingest writes tens of thousands of tickets a second): the memory forgets those plates and
+/// reads each when asked, rather than loading everything again.
+async fn a_burst_of_writes_is_taken_in_plate_by_plate(backend: Backend) {
+    const BURST: i64 = 25_000;
+    let w = world(backend, |_| {}).await;
+    until_own_writes_are_heard(&w).await;
+    let loads = w.server.metric("parkhub_rights_memory_loads_total").await;
+    assert!(loads >= 1, "loaded at start");
+    let (_, unknown) = gauges(&w.server).await;
+    burst_of_tickets(&w.server, BURST).await;
+    // The next check finds the memory far behind and wakes its task, which takes the burst in.
+    let mut taken_in = false;
+    for _ in 0..100 {
+        allowed(&w, "SETTLE1", &minutes_from(Timestamp::now(), 0)).await;
+        if gauges(&w.server).await.1 >= unknown + BURST as u64 {
+            taken_in = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        taken_in,
+        "{BURST} changed plates to read again: {:?}",
+        gauges(&w.server).await
+    );
+    assert_eq!(
+        w.server.metric("parkhub_rights_memory_loads_total").await,
+        loads,
+        "not loaded whole again"
+    );
+    let now = minutes_from(Timestamp::now(), 0);
+    assert!(allowed(&w, "BURST1", &now).await);
+    assert!(allowed(&w, &format!("BURST{BURST}"), &now).await);
+    assert!(!allowed(&w, &format!("BURST{}", BURST + 1), &now).await);
 }

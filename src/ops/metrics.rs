@@ -95,6 +95,7 @@ impl Metrics {
         from_database: Counter,
         plates_held: Gauge,
         plates_unknown: Gauge,
+        loads: Counter,
     ) {
         if let Ok(mut registry) = self.registry.lock() {
             registry.register(
@@ -106,6 +107,11 @@ impl Metrics {
                 "rights_memory_unknown_plates",
                 "plates whose rights changed, read again by the first check that asks (or in bulk once many are)",
                 plates_unknown,
+            );
+            registry.register(
+                "rights_memory_loads",
+                "times the rights memory was loaded whole: at start, after more changes than it reads plate by plate, or a change shared by many plates",
+                loads,
             );
             registry.register(
                 "rights_answered_from_memory",

@@ -15,8 +15,9 @@ use crate::store::{Backend, Store};
 
 /// The latest change committed (0: none yet).
 pub(super) const LATEST_CHANGE_SQL: &str = "SELECT COALESCE(MAX(seq), 0) FROM right_changes";
-/// The changes kept in `right_changes`: more than any instance reads plate by plate.
-const CHANGES_KEPT: i64 = 100_000;
+/// The changes kept in `right_changes`: more than any instance reads plate by plate
+/// (`MOST_PLATES_AT_ONCE`), so the changes a catch-up reads are still there.
+const CHANGES_KEPT: i64 = 200_000;
 /// The most changes deleted in one transaction: a few milliseconds of the writer's time, so
 /// no other write (the check log's included) waits long behind it.
 const FORGET_AT_ONCE: i64 = 10_000;
@@ -30,7 +31,10 @@ pub(super) async fn latest_change(store: &Store) -> Result<i64, AppError> {
         .await
 }
 
-/// The plates changed after `through` up to `latest`; `None` if everything must be read again.
+/// The plates changed after `through` up to `latest`; `None` if everything must be read again:
+/// a change shared by many plates, or changes after `through` deleted already (another
+/// process's deletion may run ahead of this process's memory). Changes are deleted oldest
+/// first, so the oldest kept tells, read in the same transaction as the plates.
 pub(super) async fn changed_plates(
     store: &Store,
     through: i64,
@@ -38,7 +42,13 @@ pub(super) async fn changed_plates(
 ) -> Result<Option<Vec<String>>, AppError> {
     store
         .sqlite_read_blocking(move |conn| {
-            let mut statement = conn
+            let read = conn.unchecked_transaction()?;
+            let oldest: Option<i64> =
+                read.query_row("SELECT MIN(seq) FROM right_changes", [], |row| row.get(0))?;
+            if oldest.is_none_or(|oldest| oldest > through + 1) {
+                return Ok(None);
+            }
+            let mut statement = read
                 .prepare_cached("SELECT plate FROM right_changes WHERE seq > ?1 AND seq <= ?2")?;
             let rows =
                 statement.query_map([through, latest], |row| row.get::<_, Option<String>>(0))?;
@@ -298,6 +308,33 @@ mod tests {
             ["AAA1", "BBB2", "CCC3", "DDD4", "NONE9"].map(count),
             [Some(2), Some(0), Some(2), Some(1), Some(0)]
         );
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn changes_deleted_before_they_were_read_mean_everything_is_read_again() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("rights.db").display());
+        let store = store_with_rights(&url).await;
+        let latest = latest_change(&store).await.expect("the latest change");
+        // Five tickets and two stays of plates AAA1, BBB2, CCC3 and DDD4: changes 1-7.
+        assert_eq!(latest, 7);
+        let changed = |through| changed_plates(&store, through, latest);
+        let all = ["AAA1", "BBB2", "CCC3", "DDD4"].map(String::from).to_vec();
+        assert_eq!(changed(0).await.expect("read"), Some(all));
+        let from_5 = ["CCC3", "DDD4"].map(String::from).to_vec();
+        assert_eq!(changed(4).await.expect("read"), Some(from_5.clone()));
+        // Another process deletes the oldest changes, up to change 4.
+        let Backend::Sqlite(db) = store.backend() else {
+            panic!("an SQLite store");
+        };
+        sqlx::query("DELETE FROM right_changes WHERE seq <= 4")
+            .execute(&db.writer)
+            .await
+            .expect("delete");
+        assert_eq!(changed(4).await.expect("read"), Some(from_5));
+        assert_eq!(changed(3).await.expect("read"), None, "change 4 is gone");
+        assert_eq!(changed(0).await.expect("read"), None);
         store.close().await;
     }
 

@@ -47,7 +47,13 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// latest poll older than [`POLL_SERVES`] and waits for one of its own.
 const POLL_AHEAD_EVERY: Duration = Duration::from_millis(20);
 /// More changes than this behind, the memory is loaded whole again rather than plate by plate.
-const MOST_PLATES_AT_ONCE: i64 = 10_000;
+/// Forgetting a plate costs next to nothing and a whole load of a million plates seconds, so
+/// this is well above what one look finds during a burst of writes: at 10,000, tickets
+/// ingested at 15,000-20,000 a second between two looks (one a second, when no check asks)
+/// had the memory loaded whole again and again, and ingest into a database of a million
+/// rights ran at two thirds of the rate into an empty one (BENCHMARKS.md). On SQLite, less
+/// than the changes `right_changes` keeps (`feed::CHANGES_KEPT`).
+const MOST_PLATES_AT_ONCE: i64 = 100_000;
 /// Fewer changes than this behind, a check catches the memory up itself rather than read the
 /// database (unless a catch-up is under way).
 const INLINE_MOST: i64 = 256;
@@ -121,6 +127,9 @@ pub struct RightsMemory {
     pub plates_held: Gauge,
     /// Plates whose rights changed and are not read again yet (for `/metrics`).
     pub plates_unknown: Gauge,
+    /// Times it was loaded whole: the first time, after much changed, or when changes shared
+    /// by many plates were (for `/metrics`).
+    pub loads: Counter,
 }
 
 impl RightsMemory {
@@ -342,6 +351,7 @@ impl RightsMemory {
                     .map_err(|err| (Changed::Everything, err))?;
                 let mut memory = self.write().map_err(|err| (Changed::Everything, err))?;
                 memory.replace_with(all);
+                self.loads.inc();
             }
         }
         Ok(())
