@@ -22,11 +22,12 @@ use database::fresh_database;
 use drive::{BusyMeter, CpuMeter, Row, closed_loop, inside_service, millis, open_loop, splitmix};
 use load::{floor_commit, preload};
 
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "floor-http",
     "floor-commit",
     "ticket-ingest",
     "rights-check",
+    "ticket-ingest-loaded",
     "event-latency",
     "event-replay",
     "idle-sockets",
@@ -82,7 +83,7 @@ async fn run(database: &str, args: &Args) -> anyhow::Result<()> {
         parkhub::store::redact_url(database)
     );
     println!(
-        "{:<16} {:>12} {:>10} {:>10} {:>10} {:>8}  notes",
+        "{:<20} {:>12} {:>10} {:>10} {:>10} {:>8}  notes",
         "scenario", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "non-2xx"
     );
     let wanted: Vec<&str> = match &args.scenario {
@@ -97,6 +98,7 @@ async fn run(database: &str, args: &Args) -> anyhow::Result<()> {
             "floor-commit" => floor_commit(database, args.duration).await?,
             "ticket-ingest" => bench.ticket_ingest().await?,
             "rights-check" => bench.rights_check().await?,
+            "ticket-ingest-loaded" => bench.ticket_ingest_loaded().await?,
             "event-latency" => bench.event_latency().await?,
             "event-replay" => bench.event_replay().await?,
             "idle-sockets" => bench.idle_sockets().await?,
@@ -165,6 +167,20 @@ struct Bench {
     scale: f64,
     /// The service's resident memory right after it started.
     idle_rss_kib: u64,
+    /// The lot tickets are ingested at, once created.
+    ingest_lot: tokio::sync::OnceCell<()>,
+    /// The rights-check data, once preloaded and taken in by the rights memory: its figures.
+    preloaded: tokio::sync::OnceCell<Preloaded>,
+}
+
+/// What preloading the rights-check data took.
+struct Preloaded {
+    tickets: i64,
+    permits: i64,
+    stays: i64,
+    load_secs: f64,
+    /// When the service's rights memory had taken it in, and the service's memory then.
+    memory: String,
 }
 
 impl Bench {
@@ -207,6 +223,8 @@ impl Bench {
             concurrency: args.concurrency,
             scale: args.scale,
             idle_rss_kib: 0,
+            ingest_lot: tokio::sync::OnceCell::new(),
+            preloaded: tokio::sync::OnceCell::new(),
         };
         bench.setup().await?;
         let mut bench = bench;
@@ -305,6 +323,12 @@ impl Bench {
     }
 
     /// Group commit's batches and the writes in them so far.
+    /// Times the service's rights memory was loaded whole so far.
+    async fn memory_loads(&self) -> anyhow::Result<f64> {
+        let text = self.metrics_text().await?;
+        Ok(metric_value(&text, "parkhub_rights_memory_loads_total"))
+    }
+
     async fn write_batches(&self) -> anyhow::Result<(f64, f64)> {
         let text = self.metrics_text().await?;
         Ok((
@@ -393,12 +417,54 @@ impl Bench {
     }
 
     async fn ticket_ingest(&self) -> anyhow::Result<Row> {
-        self.post(
-            "/api/v1/admin/parking-lots",
-            &self.operator,
-            &json!({"id": 13, "name": "Tickets", "zoneCode": 13}),
-        )
-        .await?;
+        self.ingest("ticket-ingest", "bench", "IN", String::new())
+            .await
+    }
+
+    /// `ticket-ingest` into the database `rights-check` preloads (preloaded first when run
+    /// alone): a service that has been running a while, with tables of a million rows and a
+    /// rights memory of a million plates to keep current while it ingests.
+    async fn ticket_ingest_loaded(&self) -> anyhow::Result<Row> {
+        let data = self.preloaded().await?;
+        let loads = self.memory_loads().await?;
+        let mut row = self
+            .ingest(
+                "ticket-ingest-loaded",
+                "loaded",
+                "LD",
+                format!(
+                    "; into {} tickets, {} permits, {} stays",
+                    data.tickets, data.permits, data.stays
+                ),
+            )
+            .await?;
+        let loads = self.memory_loads().await? - loads;
+        row.notes.push_str(&format!(
+            "; rights memory loaded whole {loads:.0} times meanwhile"
+        ));
+        Ok(row)
+    }
+
+    /// Distinct CreateOrUpdates of tickets `{id}-{n}` for plates `{plate}{n:07}`, 64 clients
+    /// from 4 providers, for the run's duration.
+    async fn ingest(
+        &self,
+        name: &'static str,
+        id: &str,
+        plate: &str,
+        about: String,
+    ) -> anyhow::Result<Row> {
+        self.ingest_lot
+            .get_or_try_init(|| async {
+                self.post(
+                    "/api/v1/admin/parking-lots",
+                    &self.operator,
+                    &json!({"id": 13, "name": "Tickets", "zoneCode": 13}),
+                )
+                .await
+                .map(|_| ())
+            })
+            .await?;
         let mut providers = Vec::new();
         for i in 0..4 {
             providers.push(self.token(Role::Provider, &format!("ingest-{i}")).await?);
@@ -412,7 +478,7 @@ impl Bench {
             // Written out as text: building a JSON value and serializing it cost the load
             // generator, on the service's cores, about a tenth more a request (BENCHMARKS.md).
             let body = format!(
-                r#"{{"eventType":"CreateOrUpdate","ticketId":"bench-{n}","parkingLotId":13,"startDate":"2025-06-01T10:00:00Z","endDate":"2025-06-01T12:00:00Z","licenseNumber":"IN{n:07}","ticketCost":{{"amountInclVat":2000,"vatRate":25,"currencyCode":"SEK"}}}}"#
+                r#"{{"eventType":"CreateOrUpdate","ticketId":"{id}-{n}","parkingLotId":13,"startDate":"2025-06-01T10:00:00Z","endDate":"2025-06-01T12:00:00Z","licenseNumber":"{plate}{n:07}","ticketCost":{{"amountInclVat":2000,"vatRate":25,"currencyCode":"SEK"}}}}"#
             );
             let request = self
                 .client
@@ -432,14 +498,43 @@ impl Bench {
             Backend::Postgres(_) => "PostgreSQL synchronous_commit=on",
         };
         Ok(Row {
-            name: "ticket-ingest",
+            name,
             rate,
             latency: Some(latency),
             errors,
             notes: format!(
-                "64 concurrent, 4 providers; {durability}, {per_commit:.1} tickets a commit; {cpu}"
+                "64 concurrent, 4 providers; {durability}, {per_commit:.1} tickets a commit; {cpu}{about}"
             ),
         })
+    }
+
+    /// The rights-check data (1,000,000 tickets, 100,000 permits, 10,000 stays at full
+    /// scale), preloaded once and waited for until the service's rights memory holds it.
+    async fn preloaded(&self) -> anyhow::Result<&Preloaded> {
+        self.preloaded
+            .get_or_try_init(|| async {
+                let tickets = (1_000_000.0 * self.scale) as i64;
+                let permits = (100_000.0 * self.scale) as i64;
+                let stays = (10_000.0 * self.scale) as i64;
+                let started = Instant::now();
+                preload(&self.store, tickets, permits, stays).await?;
+                let load_secs = started.elapsed().as_secs_f64();
+                let officer = self.token(Role::Enforcement, "bench-officer").await?;
+                // Every preloaded plate has a right now, held or to be read again. What the
+                // memory took in before (the ticket-ingest scenario's plates) may be dropped
+                // meanwhile: those tickets ended long ago, and a full reload does not keep them.
+                let memory = self
+                    .memory_loaded(tickets + permits + stays, &officer)
+                    .await?;
+                anyhow::Ok(Preloaded {
+                    tickets,
+                    permits,
+                    stays,
+                    load_secs,
+                    memory,
+                })
+            })
+            .await
     }
 
     /// Times one operator GET of a paged list: milliseconds, and the total it counts.
@@ -455,19 +550,14 @@ impl Bench {
     }
 
     async fn rights_check(&self) -> anyhow::Result<Row> {
-        let tickets = (1_000_000.0 * self.scale) as i64;
-        let permits = (100_000.0 * self.scale) as i64;
-        let stays = (10_000.0 * self.scale) as i64;
-        let started = Instant::now();
-        preload(&self.store, tickets, permits, stays).await?;
-        let load_secs = started.elapsed().as_secs_f64();
+        let Preloaded {
+            tickets,
+            permits,
+            stays,
+            load_secs,
+            ref memory,
+        } = *self.preloaded().await?;
         let officer = self.token(Role::Enforcement, "bench-officer").await?;
-        let memory = self
-            // Every preloaded plate has a right now, held or to be read again. What the memory
-            // took in before (the ticket-ingest scenario's plates) may be dropped meanwhile:
-            // those tickets ended long ago, and a full reload does not keep them.
-            .memory_loaded(tickets + permits + stays, &officer)
-            .await?;
         // The handhelds' list of every plate allowed at the lot: decided for the whole lot.
         let listed = Instant::now();
         let path = "/api/v1/parking-rights/valid-plates?parkingLotId=12&perPage=500";
