@@ -30,7 +30,7 @@ impl Row {
             notes = format!("{:.0}% of floor-http; {notes}", 100.0 * self.rate / floor);
         }
         println!(
-            "{:<16} {:>12.0} {:>10} {:>10} {:>10} {:>8}  {}",
+            "{:<20} {:>12.0} {:>10} {:>10} {:>10} {:>8}  {}",
             self.name,
             self.rate,
             ms(0.5),
