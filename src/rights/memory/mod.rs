@@ -60,6 +60,11 @@ const INLINE_MOST: i64 = 256;
 /// More plates than this whose rights changed unread, the task reads them again (fewer: the
 /// checks that ask for them do, and the task every [`PRUNE_EVERY`]).
 const REFILL_ABOVE: usize = 50_000;
+/// More plates than this to read again after a catch-up, it loads everything instead: a
+/// bulk load of a million rights arriving as many small catch-ups (PostgreSQL polls found
+/// 40,000 plates a second of the benchmark's preload) would otherwise leave most plates to
+/// be read one batch at a time, and checks reading the database meanwhile.
+const MOST_UNKNOWN: usize = 2 * REFILL_ABOVE;
 /// Plates read again in one statement (PostgreSQL) or one blocking read (SQLite).
 const REFILL_AT_ONCE: usize = 5_000;
 /// How often the changes no instance needs are deleted.
@@ -304,6 +309,12 @@ impl RightsMemory {
                 (latest, changed)
             }
         };
+        let changed = match changed {
+            Changed::Plates(plates) if self.unknown_len() + plates.len() > MOST_UNKNOWN => {
+                Changed::Everything
+            }
+            changed => changed,
+        };
         if reads == Reading::PlatesOnly && matches!(changed, Changed::Everything) {
             // Seconds of reading: the task's, while checks read the database.
             self.put_back(store, changed);
@@ -361,6 +372,11 @@ impl RightsMemory {
         self.plates
             .write()
             .map_err(|_| AppError::internal(anyhow::anyhow!("the rights memory was poisoned")))
+    }
+
+    /// Plates it is to read again.
+    fn unknown_len(&self) -> usize {
+        self.plates.read().map_or(0, |memory| memory.unknown_len())
     }
 
     /// Drops the rights that ended longer ago than it keeps.
