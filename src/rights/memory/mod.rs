@@ -58,8 +58,13 @@ const MOST_PLATES_AT_ONCE: i64 = 100_000;
 /// database (unless a catch-up is under way).
 const INLINE_MOST: i64 = 256;
 /// More plates than this whose rights changed unread, the task reads them again (fewer: the
-/// checks that ask for them do, and the task every [`PRUNE_EVERY`]).
+/// checks that ask for them do, and the task every [`PRUNE_EVERY`], or once a look finds
+/// nothing new and more than [`QUIET_REFILL_ABOVE`] are left).
 const REFILL_ABOVE: usize = 50_000;
+/// More plates than this left to read again when the writes have quieted down (a burst or a
+/// bulk load is over), the task reads them all: each would otherwise send a check to the
+/// database. Fewer are left to the checks that ask.
+const QUIET_REFILL_ABOVE: usize = 1_000;
 /// More plates than this to read again after a catch-up, it loads everything instead: a
 /// bulk load of a million rights arriving as many small catch-ups (PostgreSQL polls found
 /// 40,000 plates a second of the benchmark's preload) would otherwise leave most plates to
@@ -374,6 +379,11 @@ impl RightsMemory {
             .map_err(|_| AppError::internal(anyhow::anyhow!("the rights memory was poisoned")))
     }
 
+    /// The change (SQLite) or poll (PostgreSQL) it is current through.
+    fn through(&self) -> Option<i64> {
+        self.plates.read().ok().map(|memory| memory.through)
+    }
+
     /// Plates it is to read again.
     fn unknown_len(&self) -> usize {
         self.plates.read().map_or(0, |memory| memory.unknown_len())
@@ -430,11 +440,17 @@ impl RightsMemory {
                         tracing::warn!(error = %err, "could not read the rights changed; checks read the database");
                     }
                 }
+                let through = self.through();
                 if let Err(err) = self.catch_up(&store).await {
                     tracing::warn!(error = %err, "could not bring the rights memory up to date; checks read the database");
                 }
+                let quiet = self.through() == through;
                 let prune = pruned.elapsed() >= PRUNE_EVERY;
-                let down_to = if prune { 0 } else { REFILL_ABOVE };
+                let down_to = if prune || (quiet && self.unknown_len() > QUIET_REFILL_ABOVE) {
+                    0
+                } else {
+                    REFILL_ABOVE
+                };
                 if let Err(err) = self.refill(&store, down_to).await {
                     tracing::warn!(error = %err, "could not read changed plates again; checks read them");
                 }
@@ -498,6 +514,70 @@ mod tests {
         let memory = RightsMemory::default();
         *memory.plates.write().unwrap() = Plates::from_rows(rows, through, horizon);
         memory
+    }
+
+    /// Tickets of plates `BULK{first}` … `BULK{last}` (and their changes), in one statement.
+    async fn bulk_of_tickets(store: &Store, first: i64, last: i64) {
+        let Backend::Sqlite(db) = store.backend() else {
+            panic!("an SQLite store");
+        };
+        sqlx::query(
+            "WITH RECURSIVE n (i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2) \
+             INSERT INTO tickets (provider_id, ticket_id, parking_lot_id, license_raw, \
+                 license_norm, start_at, end_at, status, created_at, updated_at) \
+             SELECT 901, 'bulk-' || i, 912, 'BULK' || i, 'BULK' || i, 0, NULL, 'active', 0, 0 \
+               FROM n",
+        )
+        .bind(first)
+        .bind(last)
+        .execute(&db.writer)
+        .await
+        .expect("the bulk of tickets");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn changes_are_taken_in_plate_by_plate_until_too_many_plates_are_left_to_read() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("rights.db").display());
+        let store = Store::connect(&url, &crate::store::StoreOptions::default())
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        let Backend::Sqlite(db) = store.backend() else {
+            panic!("an SQLite store");
+        };
+        for statement in [
+            "INSERT INTO principals (id, role, name, all_lots, created_at) \
+             VALUES (901, 'provider', 'easypark', TRUE, 0)",
+            "INSERT INTO parking_lots (id, name, zone_code, time_zone, created_at, updated_at) \
+             VALUES (912, 'a', 1, 'Europe/Stockholm', 0, 0)",
+        ] {
+            sqlx::query(statement)
+                .execute(&db.writer)
+                .await
+                .expect(statement);
+        }
+        let memory = RightsMemory::default();
+        memory.catch_up(&store).await.expect("the first load");
+        assert_eq!(memory.loads.get(), 1);
+        let unknown = |memory: &RightsMemory| memory.unknown_len();
+        {
+            let mut plates = memory.write().expect("the memory");
+            for i in 0..10_000 {
+                plates.forget(format!("ASKED{i}"));
+            }
+        }
+        // 50,000 changes, 60,000 plates to read again: plate by plate.
+        bulk_of_tickets(&store, 1, 50_000).await;
+        memory.catch_up(&store).await.expect("a catch-up");
+        assert_eq!((memory.loads.get(), unknown(&memory)), (1, 60_000));
+        // 50,000 more would leave 110,000: everything is read again instead.
+        bulk_of_tickets(&store, 50_001, 100_000).await;
+        memory.catch_up(&store).await.expect("a catch-up");
+        assert_eq!((memory.loads.get(), unknown(&memory)), (2, 0));
+        let held = memory.plates.read().expect("the memory").len();
+        assert_eq!(held, 100_000);
+        store.close().await;
     }
 
     #[test]
