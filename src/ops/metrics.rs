@@ -110,7 +110,7 @@ impl Metrics {
             );
             registry.register(
                 "rights_memory_loads",
-                "times the rights memory was loaded whole: at start, after more changes than it reads plate by plate, or a change shared by many plates",
+                "times the rights memory was loaded whole: at start, after more changes than it reads plate by plate, when too many plates would be left to read again, or after a change shared by many plates",
                 loads,
             );
             registry.register(

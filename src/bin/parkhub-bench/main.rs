@@ -16,6 +16,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 mod database;
 mod drive;
 mod events;
+mod ingest;
 mod load;
 
 use database::fresh_database;
@@ -181,6 +182,8 @@ struct Preloaded {
     load_secs: f64,
     /// When the service's rights memory had taken it in, and the service's memory then.
     memory: String,
+    /// An enforcement officer's token, for checks.
+    officer: String,
 }
 
 impl Bench {
@@ -323,13 +326,13 @@ impl Bench {
         ))
     }
 
-    /// Group commit's batches and the writes in them so far.
     /// Times the service's rights memory was loaded whole so far.
     async fn memory_loads(&self) -> anyhow::Result<f64> {
         let text = self.metrics_text().await?;
         Ok(metric_value(&text, "parkhub_rights_memory_loads_total"))
     }
 
+    /// Group commit's batches and the writes in them so far.
     async fn write_batches(&self) -> anyhow::Result<(f64, f64)> {
         let text = self.metrics_text().await?;
         Ok((
@@ -418,98 +421,6 @@ impl Bench {
         })
     }
 
-    async fn ticket_ingest(&self) -> anyhow::Result<Row> {
-        self.ingest("ticket-ingest", "bench", "IN", String::new())
-            .await
-    }
-
-    /// `ticket-ingest` into the database `rights-check` preloads (preloaded first when run
-    /// alone): a service that has been running a while, with tables of a million rows and a
-    /// rights memory of a million plates to keep current while it ingests.
-    async fn ticket_ingest_loaded(&self) -> anyhow::Result<Row> {
-        let data = self.preloaded().await?;
-        let loads = self.memory_loads().await?;
-        let mut row = self
-            .ingest(
-                "ticket-ingest-loaded",
-                "loaded",
-                "LD",
-                format!(
-                    "; into {} tickets, {} permits, {} stays",
-                    data.tickets, data.permits, data.stays
-                ),
-            )
-            .await?;
-        let loads = self.memory_loads().await? - loads;
-        row.notes.push_str(&format!(
-            "; rights memory loaded whole {loads:.0} times meanwhile"
-        ));
-        Ok(row)
-    }
-
-    /// Distinct CreateOrUpdates of tickets `{id}-{n}` for plates `{plate}{n:07}`, 64 clients
-    /// from 4 providers, for the run's duration.
-    async fn ingest(
-        &self,
-        name: &'static str,
-        id: &str,
-        plate: &str,
-        about: String,
-    ) -> anyhow::Result<Row> {
-        self.ingest_lot
-            .get_or_try_init(|| async {
-                self.post(
-                    "/api/v1/admin/parking-lots",
-                    &self.operator,
-                    &json!({"id": 13, "name": "Tickets", "zoneCode": 13}),
-                )
-                .await
-                .map(|_| ())
-            })
-            .await?;
-        let mut providers = Vec::new();
-        for i in 0..4 {
-            providers.push(self.token(Role::Provider, &format!("ingest-{i}")).await?);
-        }
-        let url = self.url("/api/v1/actions/tickets");
-        let counter = AtomicU64::new(0);
-        let batches_before = self.write_batches().await?;
-        let cpu = self.cpu_meter();
-        let (rate, latency, errors) = closed_loop(64, self.duration, |worker| {
-            let n = counter.fetch_add(1, Ordering::Relaxed);
-            // Written out as text: building a JSON value and serializing it cost the load
-            // generator, on the service's cores, about a tenth more a request (BENCHMARKS.md).
-            let body = format!(
-                r#"{{"eventType":"CreateOrUpdate","ticketId":"{id}-{n}","parkingLotId":13,"startDate":"2025-06-01T10:00:00Z","endDate":"2025-06-01T12:00:00Z","licenseNumber":"{plate}{n:07}","ticketCost":{{"amountInclVat":2000,"vatRate":25,"currencyCode":"SEK"}}}}"#
-            );
-            let request = self
-                .client
-                .post(&url)
-                .bearer_auth(&providers[worker % providers.len()])
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body);
-            succeeds(request)
-        })
-        .await;
-        let cpu = cpu.per_request(latency.len());
-        let batches = self.write_batches().await?;
-        let (commits, written) = (batches.0 - batches_before.0, batches.1 - batches_before.1);
-        let per_commit = written / commits.max(1.0);
-        let durability = match self.store.backend() {
-            Backend::Sqlite(_) => "SQLite WAL synchronous=FULL, group commit",
-            Backend::Postgres(_) => "PostgreSQL synchronous_commit=on",
-        };
-        Ok(Row {
-            name,
-            rate,
-            latency: Some(latency),
-            errors,
-            notes: format!(
-                "64 concurrent, 4 providers; {durability}, {per_commit:.1} tickets a commit; {cpu}{about}"
-            ),
-        })
-    }
-
     /// The rights-check data (1,000,000 tickets, 100,000 permits, 10,000 stays at full
     /// scale), preloaded once and waited for until the service's rights memory holds it.
     async fn preloaded(&self) -> anyhow::Result<&Preloaded> {
@@ -534,6 +445,7 @@ impl Bench {
                     stays,
                     load_secs,
                     memory,
+                    officer,
                 })
             })
             .await
@@ -558,23 +470,20 @@ impl Bench {
             stays,
             load_secs,
             ref memory,
+            ref officer,
         } = *self.preloaded().await?;
-        let officer = self.token(Role::Enforcement, "bench-officer").await?;
         // The handhelds' list of every plate allowed at the lot: decided for the whole lot.
         let listed = Instant::now();
         let path = "/api/v1/parking-rights/valid-plates?parkingLotId=12&perPage=500";
-        let page = json_answer(self.client.get(self.url(path)).bearer_auth(&officer), path).await?;
+        let page = json_answer(self.client.get(self.url(path)).bearer_auth(officer), path).await?;
         let list_secs = listed.elapsed().as_secs_f64();
         let valid = page["meta"]["total"].as_i64().unwrap_or(0);
         // The next page, asked for the instant the first one answered: from the same list.
         let at = page["at"].as_str().unwrap_or_default().replace('+', "%2B");
         let next = format!("{path}&page=2&at={at}");
         let listed = Instant::now();
-        let second = json_answer(
-            self.client.get(self.url(&next)).bearer_auth(&officer),
-            &next,
-        )
-        .await?;
+        let second =
+            json_answer(self.client.get(self.url(&next)).bearer_auth(officer), &next).await?;
         let next_ms = listed.elapsed().as_secs_f64() * 1000.0;
         if second["meta"]["total"] != page["meta"]["total"] {
             bail!(
@@ -595,7 +504,7 @@ impl Bench {
         let make = |i: u64| {
             self.client
                 .get(format!("{base}?licenseNumber={}&parkingLotId=12", plate(i)))
-                .bearer_auth(&officer)
+                .bearer_auth(officer)
         };
         let counter = AtomicU64::new(0);
         let sources_before = self.rights_sources().await?;

@@ -237,12 +237,12 @@ pub(super) async fn forget_old_changes(store: &Store) -> Result<(), AppError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::store::StoreOptions;
 
     /// Tickets and stays of a few plates, written straight into the tables.
-    async fn store_with_rights(url: &str) -> Store {
+    pub(in crate::rights::memory) async fn store_with_rights(url: &str) -> Store {
         let store = Store::connect(url, &StoreOptions::default())
             .await
             .expect("connect");

@@ -507,6 +507,7 @@ impl RightsMemory {
 
 #[cfg(test)]
 mod tests {
+    use super::feed::tests::store_with_rights;
     use super::plates::tests::ticket;
     use super::*;
 
@@ -539,28 +540,11 @@ mod tests {
     async fn changes_are_taken_in_plate_by_plate_until_too_many_plates_are_left_to_read() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = format!("sqlite://{}", dir.path().join("rights.db").display());
-        let store = Store::connect(&url, &crate::store::StoreOptions::default())
-            .await
-            .expect("connect");
-        store.migrate().await.expect("migrate");
-        let Backend::Sqlite(db) = store.backend() else {
-            panic!("an SQLite store");
-        };
-        for statement in [
-            "INSERT INTO principals (id, role, name, all_lots, created_at) \
-             VALUES (901, 'provider', 'easypark', TRUE, 0)",
-            "INSERT INTO parking_lots (id, name, zone_code, time_zone, created_at, updated_at) \
-             VALUES (912, 'a', 1, 'Europe/Stockholm', 0, 0)",
-        ] {
-            sqlx::query(statement)
-                .execute(&db.writer)
-                .await
-                .expect(statement);
-        }
+        // Provider 901 and lot 912, and rights of AAA1 and CCC3 that have not ended.
+        let store = store_with_rights(&url).await;
         let memory = RightsMemory::default();
         memory.catch_up(&store).await.expect("the first load");
         assert_eq!(memory.loads.get(), 1);
-        let unknown = |memory: &RightsMemory| memory.unknown_len();
         {
             let mut plates = memory.write().expect("the memory");
             for i in 0..10_000 {
@@ -570,13 +554,13 @@ mod tests {
         // 50,000 changes, 60,000 plates to read again: plate by plate.
         bulk_of_tickets(&store, 1, 50_000).await;
         memory.catch_up(&store).await.expect("a catch-up");
-        assert_eq!((memory.loads.get(), unknown(&memory)), (1, 60_000));
+        assert_eq!((memory.loads.get(), memory.unknown_len()), (1, 60_000));
         // 50,000 more would leave 110,000: everything is read again instead.
         bulk_of_tickets(&store, 50_001, 100_000).await;
         memory.catch_up(&store).await.expect("a catch-up");
-        assert_eq!((memory.loads.get(), unknown(&memory)), (2, 0));
+        assert_eq!((memory.loads.get(), memory.unknown_len()), (2, 0));
         let held = memory.plates.read().expect("the memory").len();
-        assert_eq!(held, 100_000);
+        assert_eq!(held, 100_000 + 2, "every bulk plate, and AAA1 and CCC3");
         store.close().await;
     }
 

@@ -1,0 +1,105 @@
+//! Ticket ingest: distinct CreateOrUpdates from 64 clients, into an empty database and into
+//! the data rights-check preloads.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parkhub::principals::Role;
+use parkhub::store::Backend;
+use serde_json::json;
+
+use crate::drive::{Row, closed_loop};
+use crate::{Bench, succeeds};
+
+impl Bench {
+    pub(crate) async fn ticket_ingest(&self) -> anyhow::Result<Row> {
+        self.ingest("ticket-ingest", "bench", "IN", String::new())
+            .await
+    }
+
+    /// `ticket-ingest` into the database `rights-check` preloads (preloaded first when run
+    /// alone): a service that has been running a while, with tables of a million rows and a
+    /// rights memory of a million plates to keep current while it ingests.
+    pub(crate) async fn ticket_ingest_loaded(&self) -> anyhow::Result<Row> {
+        let data = self.preloaded().await?;
+        let loads = self.memory_loads().await?;
+        let mut row = self
+            .ingest(
+                "ticket-ingest-loaded",
+                "loaded",
+                "LD",
+                format!(
+                    "; into {} tickets, {} permits, {} stays",
+                    data.tickets, data.permits, data.stays
+                ),
+            )
+            .await?;
+        let loads = self.memory_loads().await? - loads;
+        row.notes.push_str(&format!(
+            "; rights memory loaded whole {loads:.0} times meanwhile"
+        ));
+        Ok(row)
+    }
+
+    /// Distinct CreateOrUpdates of tickets `{id}-{n}` for plates `{plate}{n:07}`, 64 clients
+    /// from 4 providers, for the run's duration.
+    async fn ingest(
+        &self,
+        name: &'static str,
+        id: &str,
+        plate: &str,
+        about: String,
+    ) -> anyhow::Result<Row> {
+        self.ingest_lot
+            .get_or_try_init(|| async {
+                self.post(
+                    "/api/v1/admin/parking-lots",
+                    &self.operator,
+                    &json!({"id": 13, "name": "Tickets", "zoneCode": 13}),
+                )
+                .await
+                .map(|_| ())
+            })
+            .await?;
+        let mut providers = Vec::new();
+        for i in 0..4 {
+            providers.push(self.token(Role::Provider, &format!("ingest-{i}")).await?);
+        }
+        let url = self.url("/api/v1/actions/tickets");
+        let counter = AtomicU64::new(0);
+        let batches_before = self.write_batches().await?;
+        let cpu = self.cpu_meter();
+        let (rate, latency, errors) = closed_loop(64, self.duration, |worker| {
+            let n = counter.fetch_add(1, Ordering::Relaxed);
+            // Written out as text: building a JSON value and serializing it cost the load
+            // generator, on the service's cores, about a tenth more a request (BENCHMARKS.md).
+            let body = format!(
+                r#"{{"eventType":"CreateOrUpdate","ticketId":"{id}-{n}","parkingLotId":13,"startDate":"2025-06-01T10:00:00Z","endDate":"2025-06-01T12:00:00Z","licenseNumber":"{plate}{n:07}","ticketCost":{{"amountInclVat":2000,"vatRate":25,"currencyCode":"SEK"}}}}"#
+            );
+            let request = self
+                .client
+                .post(&url)
+                .bearer_auth(&providers[worker % providers.len()])
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+            succeeds(request)
+        })
+        .await;
+        let cpu = cpu.per_request(latency.len());
+        let batches = self.write_batches().await?;
+        let (commits, written) = (batches.0 - batches_before.0, batches.1 - batches_before.1);
+        let per_commit = written / commits.max(1.0);
+        let durability = match self.store.backend() {
+            Backend::Sqlite(_) => "SQLite WAL synchronous=FULL, group commit",
+            Backend::Postgres(_) => "PostgreSQL synchronous_commit=on",
+        };
+        Ok(Row {
+            name,
+            rate,
+            latency: Some(latency),
+            errors,
+            notes: format!(
+                "64 concurrent, 4 providers; {durability}, {per_commit:.1} tickets a commit; {cpu}{about}"
+            ),
+        })
+    }
+}
