@@ -286,12 +286,14 @@ pub async fn serve_with_store(
         rights.loads.clone(),
     );
     metrics.count_write_batches(store.batch_counts());
+    let to_index = prometheus_client::metrics::gauge::Gauge::default();
+    metrics.count_check_log(to_index.clone());
     let state = AppState(Arc::new(Shared {
         store: store.clone(),
         metrics,
         sockets: SocketLimiter::new(config.max_sockets_per_principal),
         breaker: Arc::default(),
-        check_log: crate::rights::log::CheckLog::spawn(store.clone()),
+        check_log: crate::rights::log::CheckLog::spawn(store.clone(), to_index),
         plate_lists: Default::default(),
         config: Arc::new(config),
         events,

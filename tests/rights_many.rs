@@ -15,6 +15,7 @@ backend_tests!(
     valid_plates_for_offline_handhelds,
     the_pages_of_valid_plates_come_from_one_list,
     every_check_is_logged_and_plates_are_pseudonymised_later,
+    a_busy_round_of_checks_is_listed_by_plate_before_and_after_indexing,
 );
 
 async fn batches_answer_up_to_1000_plates(backend: Backend) {
@@ -329,4 +330,68 @@ async fn every_check_is_logged_and_plates_are_pseudonymised_later(backend: Backe
         "NOW111",
         "a ticket still valid keeps its plate"
     );
+}
+
+/// A batch of many checks is a busy round: on SQLite its rows wait for the plate index, and
+/// the log lists them by plate all the same, in the same order before and after.
+async fn a_busy_round_of_checks_is_listed_by_plate_before_and_after_indexing(backend: Backend) {
+    let w = world(backend, |_| {}).await;
+    w.ticket("t-busy", "BUSY001", 12, "2025-01-06T10:00:00Z", None)
+        .await;
+    let log = "/api/v1/admin/parking-right-checks?licenseNumber=BUSY001&perPage=100&page=2";
+    for (round, at) in ["2025-01-06T11:00:00Z", "2025-01-06T11:30:00Z"]
+        .into_iter()
+        .enumerate()
+    {
+        // BUSY001 every fourth plate, 250 times in 1000
+        let plates: Vec<String> = (0..1000)
+            .map(|i| {
+                if i % 4 == 0 {
+                    "BUSY001".to_owned()
+                } else {
+                    format!("OTHER{i:04}")
+                }
+            })
+            .collect();
+        let (status, answer) = w
+            .server
+            .post(
+                "/api/v1/parking-rights/check",
+                &w.officer,
+                &json!({"licenseNumbers": plates, "parkingLotId": 12, "at": at}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let (status, listed) = w.server.get(log, &w.server.operator).await;
+        assert_eq!(status, StatusCode::OK, "{listed}");
+        assert_eq!(listed["meta"]["total"], 250 * (round + 1), "{listed}");
+        let page = listed["data"].as_array().unwrap();
+        assert_eq!(page.len(), 100);
+        assert!(
+            page.iter()
+                .all(|c| c["licenseNumber"] == "BUSY001" && c["at"] == at && c["allowed"] == true),
+            "{listed}"
+        );
+        let ids: Vec<i64> = page.iter().map(|c| c["id"].as_i64().unwrap()).collect();
+        assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+        // once nothing waits for the plate index, the same answer
+        let started = std::time::Instant::now();
+        while w.server.metric("parkhub_check_log_rows_to_index").await > 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the check log's rows were never indexed"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (_, again) = w.server.get(log, &w.server.operator).await;
+        assert_eq!(again, listed);
+        let (_, other) = w
+            .server
+            .get(
+                "/api/v1/admin/parking-right-checks?licenseNumber=OTHER0001",
+                &w.server.operator,
+            )
+            .await;
+        assert_eq!(other["meta"]["total"], round + 1);
+    }
 }

@@ -142,6 +142,17 @@ impl Metrics {
         }
     }
 
+    /// Shows the check log's rows waiting for its plate index (see `rights::log`).
+    pub fn count_check_log(&self, to_index: Gauge) {
+        if let Ok(mut registry) = self.registry.lock() {
+            registry.register(
+                "check_log_rows_to_index",
+                "parking-right checks written while checks were busy and not yet in the plate index (found by plate all the same)",
+                to_index,
+            );
+        }
+    }
+
     /// A valid-plates list was decided (not taken from the kept ones).
     pub fn plate_list_decided(&self) {
         self.plate_lists.inc();

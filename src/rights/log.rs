@@ -8,6 +8,7 @@ use crate::http::AppError;
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::read;
@@ -58,6 +59,9 @@ const INSERT_POSTGRES: &str = concat!(
 /// second after its answer; [`CheckLog::sync`] writes at once and waits for it, so this
 /// instance's own listing always shows every check it answered. A crash can lose the checks of
 /// that last moment, never an answer or any other write.
+///
+/// On SQLite a busy writer leaves the plate index to later (see [`PlateIndexing`]): the rows
+/// are written at once and found by plate either way.
 #[derive(Clone)]
 pub struct CheckLog {
     queue: mpsc::Sender<Message>,
@@ -77,13 +81,25 @@ const MAX_ROWS: usize = 4096;
 const LINGER: Duration = Duration::from_millis(100);
 /// How long a failing write is retried before its checks are given up (and logged).
 const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
+/// A gathering that brings fewer checks than this (under about 1,000 a second) is a quiet
+/// one: its checks go into the plate index at once, and some of those waiting with them.
+const QUIET_ROWS: usize = 100;
+/// Rows put into the plate index in one transaction when checks are quiet or stopped: large
+/// enough that rows share index pages, small enough to hold other writers for a moment only.
+const INDEX_CHUNK: u64 = 10_000;
+/// The most rows left out of the plate index: past this, a busy writer indexes as many as it
+/// writes. Listing one plate's checks reads every row waiting (about 0.1 µs each).
+const MOST_TO_INDEX: u64 = 1_000_000;
+/// No check for this long: index the rows waiting, a chunk at a time while none arrives.
+const IDLE: Duration = Duration::from_millis(200);
 
 impl CheckLog {
     /// Starts the writer; it ends when every handle is gone (call [`CheckLog::sync`] first
     /// to be sure everything is written).
-    pub fn spawn(store: Store) -> Self {
+    /// `to_index` shows how many rows wait for the plate index.
+    pub fn spawn(store: Store, to_index: Gauge) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(store, receiver));
+        tokio::spawn(writer(store, receiver, to_index));
         Self { queue }
     }
 
@@ -128,10 +144,34 @@ fn stopped() -> AppError {
     AppError::Unavailable(anyhow::anyhow!("the check log's writer has stopped"))
 }
 
-async fn writer(store: Store, mut queue: mpsc::Receiver<Message>) {
+async fn writer(store: Store, mut queue: mpsc::Receiver<Message>, to_index: Gauge) {
+    let mut indexing = PlateIndexing::start(&store).await;
+    to_index.set(indexing.waiting as i64);
     let mut records: Vec<Record> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
-    while let Some(first) = queue.recv().await {
+    loop {
+        let first = if indexing.waiting > 0 {
+            match tokio::time::timeout(IDLE, queue.recv()).await {
+                Ok(Some(message)) => message,
+                Ok(None) => break,
+                Err(_) => {
+                    // No check for a while: index a chunk, and more while none arrives.
+                    while indexing.waiting > 0 && queue.is_empty() {
+                        let chunk = indexing.waiting.min(INDEX_CHUNK);
+                        if !index_with_retries(&store, &mut indexing, chunk).await {
+                            break;
+                        }
+                        to_index.set(indexing.waiting as i64);
+                    }
+                    continue;
+                }
+            }
+        } else {
+            match queue.recv().await {
+                Some(message) => message,
+                None => break,
+            }
+        };
         let mut rows = take(first, &mut records, &mut waiting);
         // Gather for a while: each commit makes every SQLite reader drop its page cache, so
         // a few large commits a second keep the rights lookups fast where one per burst did
@@ -150,11 +190,113 @@ async fn writer(store: Store, mut queue: mpsc::Receiver<Message>) {
             }
         }
         if !records.is_empty() {
-            write_with_retries(&store, std::mem::take(&mut records), rows).await;
+            let plan = indexing.plan(rows);
+            let batch = Batch {
+                records: std::mem::take(&mut records),
+                plan,
+            };
+            if let Some(indexed) = write_with_retries(&store, batch, rows).await {
+                indexing.written(rows, plan, indexed);
+                to_index.set(indexing.waiting as i64);
+            }
         }
         for done in waiting.drain(..) {
             let _ = done.send(());
         }
+    }
+}
+
+/// How the check log's writer keeps SQLite's plate index: a round of many checks is written
+/// without it (its random page per row was most of the log's cost, and the writer's long
+/// commits the tail of every answer's latency), a quiet round with it; the rows left out are
+/// indexed when checks slow down or stop, oldest first, in transactions large enough that
+/// rows share pages, or, past [`MOST_TO_INDEX`], as many as each busy round writes. On
+/// PostgreSQL every row is written indexed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PlateIndexing {
+    /// Deferring at all (SQLite).
+    defer: bool,
+    /// Rows waiting for the plate index.
+    waiting: u64,
+}
+
+/// What one write does about the plate index.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Plan {
+    /// The new rows go into the index now.
+    index_new: bool,
+    /// Rows waiting that go into the index in the same transaction, oldest first.
+    index_waiting: u64,
+}
+
+impl PlateIndexing {
+    /// Counts the rows a previous run left waiting (SQLite); on a failure, assumes some are, so
+    /// the first quiet moment finds out.
+    async fn start(store: &Store) -> Self {
+        let Backend::Sqlite(_) = store.backend() else {
+            return Self {
+                defer: false,
+                waiting: 0,
+            };
+        };
+        let counted = store
+            .sqlite_read_blocking(|conn| {
+                conn.query_row(
+                    "SELECT COUNT(*) FROM parking_right_checks WHERE NOT plate_indexed",
+                    [],
+                    |row| row.get::<_, i64>(0),
+                )
+            })
+            .await;
+        let waiting = match counted {
+            Ok(n) => n.max(0) as u64,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not count the checks waiting for the plate index");
+                1
+            }
+        };
+        Self {
+            defer: true,
+            waiting,
+        }
+    }
+
+    /// The plan for a write of `rows` new checks.
+    fn plan(&self, rows: usize) -> Plan {
+        if !self.defer {
+            return Plan {
+                index_new: true,
+                index_waiting: 0,
+            };
+        }
+        if rows < QUIET_ROWS {
+            return Plan {
+                index_new: true,
+                index_waiting: self.waiting.min(INDEX_CHUNK),
+            };
+        }
+        let after = self.waiting + rows as u64;
+        Plan {
+            index_new: false,
+            index_waiting: after.saturating_sub(MOST_TO_INDEX),
+        }
+    }
+
+    /// Accounts for a write of `rows` by `plan` that indexed `indexed` waiting rows.
+    fn written(&mut self, rows: usize, plan: Plan, indexed: u64) {
+        if !plan.index_new {
+            self.waiting += rows as u64;
+        }
+        self.indexed(plan.index_waiting, indexed);
+    }
+
+    /// Accounts for `indexed` rows indexed of `asked`: fewer means none are left.
+    fn indexed(&mut self, asked: u64, indexed: u64) {
+        self.waiting = if indexed < asked {
+            0
+        } else {
+            self.waiting.saturating_sub(indexed)
+        };
     }
 }
 
@@ -177,14 +319,21 @@ fn take(
     }
 }
 
-/// Writes `records` in one transaction, trying again for a while if the database is away.
-async fn write_with_retries(store: &Store, records: Vec<Record>, rows: usize) {
-    let records = Arc::new(records);
+/// Checks to write in one transaction, and what to do about the plate index.
+struct Batch {
+    records: Vec<Record>,
+    plan: Plan,
+}
+
+/// Writes `batch` in one transaction, trying again for a while if the database is away; how
+/// many waiting rows it indexed, or `None` if it gave up.
+async fn write_with_retries(store: &Store, batch: Batch, rows: usize) -> Option<u64> {
+    let batch = Arc::new(batch);
     let started = tokio::time::Instant::now();
     let mut pause = Duration::from_millis(50);
     loop {
-        match write(store, &records).await {
-            Ok(()) => return,
+        match write(store, &batch).await {
+            Ok(indexed) => return Some(indexed),
             Err(err) if started.elapsed() < GIVE_UP_AFTER => {
                 tracing::warn!(error = %err, rows, "could not write parking-right checks; will retry");
                 tokio::time::sleep(pause).await;
@@ -192,19 +341,65 @@ async fn write_with_retries(store: &Store, records: Vec<Record>, rows: usize) {
             }
             Err(err) => {
                 tracing::error!(error = %err, rows, "parking-right checks could not be written and are lost");
-                return;
+                return None;
             }
         }
     }
 }
 
-async fn write(store: &Store, records: &Arc<Vec<Record>>) -> Result<(), AppError> {
+/// Indexes up to `chunk` waiting rows (SQLite); false if that failed (logged; tried again at
+/// the next quiet moment).
+async fn index_with_retries(store: &Store, indexing: &mut PlateIndexing, chunk: u64) -> bool {
+    let Backend::Sqlite(sqlite) = store.backend() else {
+        indexing.waiting = 0;
+        return true;
+    };
+    match sqlite.group.submit(IndexWaiting(chunk)).await {
+        Ok(indexed) => {
+            indexing.indexed(chunk, indexed);
+            true
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "could not index the check log's waiting rows; will retry");
+            false
+        }
+    }
+}
+
+/// Puts the oldest `limit` rows waiting into the plate index; how many it did.
+fn index_waiting(conn: &rusqlite::Connection, limit: u64) -> Result<u64, AppError> {
+    if limit == 0 {
+        return Ok(0);
+    }
+    let indexed = conn
+        .prepare_cached(
+            "UPDATE parking_right_checks SET plate_indexed = TRUE WHERE id IN \
+             (SELECT id FROM parking_right_checks WHERE NOT plate_indexed ORDER BY id LIMIT ?1)",
+        )
+        .and_then(|mut update| update.execute([limit as i64]))
+        .map_err(from_rusqlite)?;
+    Ok(indexed as u64)
+}
+
+/// A chunk of waiting rows to index, as a job of the group commit.
+struct IndexWaiting(u64);
+
+impl Job for IndexWaiting {
+    type Output = u64;
+
+    fn run(&self, conn: &rusqlite::Connection) -> Result<u64, AppError> {
+        index_waiting(conn, self.0)
+    }
+}
+
+async fn write(store: &Store, batch: &Arc<Batch>) -> Result<u64, AppError> {
     let pool = match store.backend() {
         // In the writer's next batch, one prepared single-row INSERT per check: a multi-row
         // INSERT would have SQLite keep a statement journal of every page it touches.
-        Backend::Sqlite(sqlite) => return sqlite.group.submit(SqliteChecks(records.clone())).await,
+        Backend::Sqlite(sqlite) => return sqlite.group.submit(SqliteChecks(batch.clone())).await,
         Backend::Postgres(pool) => pool,
     };
+    let records = &batch.records;
     let count = records.iter().map(|r| r.rows.len()).sum();
     let mut principals = Vec::with_capacity(count);
     let mut plates = Vec::with_capacity(count);
@@ -241,24 +436,25 @@ async fn write(store: &Store, records: &Arc<Vec<Record>>) -> Result<(), AppError
         .bind(&checked_at)
         .execute(pool)
         .await?;
-    Ok(())
+    Ok(0)
 }
 
 /// Checks to write on SQLite, as a job of the group commit.
-struct SqliteChecks(Arc<Vec<Record>>);
+struct SqliteChecks(Arc<Batch>);
 
 impl Job for SqliteChecks {
-    type Output = ();
+    type Output = u64;
 
-    fn run(&self, conn: &rusqlite::Connection) -> Result<(), AppError> {
+    fn run(&self, conn: &rusqlite::Connection) -> Result<u64, AppError> {
         let mut insert = conn
             .prepare_cached(concat!(
                 "INSERT INTO parking_right_checks (",
                 columns!(),
-                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                ", plate_indexed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
             ))
             .map_err(from_rusqlite)?;
-        for record in self.0.iter() {
+        let index_new = self.0.plan.index_new;
+        for record in self.0.records.iter() {
             for (plate, lot, zone, at, allowed, grace, kinds) in &record.rows {
                 insert
                     .execute(rusqlite::params![
@@ -270,12 +466,13 @@ impl Job for SqliteChecks {
                         allowed,
                         grace,
                         kinds,
-                        record.now
+                        record.now,
+                        index_new
                     ])
                     .map_err(from_rusqlite)?;
             }
         }
-        Ok(())
+        index_waiting(conn, self.0.plan.index_waiting)
     }
 }
 
@@ -329,50 +526,109 @@ enum Param<'a> {
 }
 
 impl CheckFilter {
-    /// The conditions of the filters given (`$1`, `$2` … in order) and what they bind: a
-    /// filter not given is left out of the SQL rather than written as `$n IS NULL OR …`,
-    /// which no planner answers from an index (SQLite scanned the whole log for any filter).
-    fn conditions(&self) -> (String, Vec<Param<'_>>) {
+    /// The conditions of the filters given (`$1`, `$2` … in order) as (column, the rest),
+    /// and what they bind: a filter not given is left out of the SQL rather than written as
+    /// `$n IS NULL OR …`, which no planner answers from an index (SQLite scanned the whole log
+    /// for any filter).
+    fn conditions(&self) -> (Vec<(&'static str, String)>, Vec<Param<'_>>) {
         let given = [
-            ("c.license_norm = ", self.plate.as_deref().map(Param::Text)),
-            ("c.parking_lot_id = ", self.parking_lot_id.map(Param::Int)),
             (
-                "c.checked_at >= ",
+                "c.license_norm",
+                " = ",
+                self.plate.as_deref().map(Param::Text),
+            ),
+            (
+                "c.parking_lot_id",
+                " = ",
+                self.parking_lot_id.map(Param::Int),
+            ),
+            (
+                "c.checked_at",
+                " >= ",
                 self.from.map(|t| Param::Int(to_micros(t))),
             ),
-            ("c.checked_at < ", self.to.map(|t| Param::Int(to_micros(t)))),
+            (
+                "c.checked_at",
+                " < ",
+                self.to.map(|t| Param::Int(to_micros(t))),
+            ),
         ];
-        let mut sql = String::new();
+        let mut conditions = Vec::new();
         let mut params = Vec::new();
-        for (condition, param) in given {
+        for (column, operator, param) in given {
             let Some(param) = param else { continue };
             params.push(param);
-            sql.push_str(if params.len() == 1 {
-                " WHERE "
-            } else {
-                " AND "
-            });
-            sql.push_str(&format!("{condition}${}", params.len()));
+            conditions.push((column, format!("{operator}${}", params.len())));
         }
-        (sql, params)
+        (conditions, params)
     }
 
     /// The page's statement (newest first; `LIMIT` and `OFFSET` the last two parameters),
     /// the count's, and the filters' parameters.
+    ///
+    /// By plate, the checks are those in the plate index, read in its order, and those still
+    /// waiting for it (see [`PlateIndexing`]), found through their own small index and sorted:
+    /// two parts of one answer. There, the other filters' columns are written `+column`, which
+    /// keeps SQLite from reading a lot's or a period's every check instead (it has no
+    /// statistics to tell a plate is the narrower).
     fn statements(&self) -> (String, String, Vec<Param<'_>>) {
         let (conditions, params) = self.conditions();
+        // `first`, then every condition, `+` before the columns not in `indexed`
+        let matching = |first: &str, indexed: &[&str]| {
+            let terms: Vec<String> = std::iter::once(first.to_owned())
+                .filter(|term| !term.is_empty())
+                .chain(conditions.iter().map(|(column, rest)| {
+                    let plus = if indexed.contains(column) { "" } else { "+" };
+                    format!("{plus}{column}{rest}")
+                }))
+                .collect();
+            if terms.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", terms.join(" AND "))
+            }
+        };
+        let (with, from, filter, count) = if self.plate.is_some() {
+            let indexed = matching("c.plate_indexed", &["c.license_norm", "c.checked_at"]);
+            let waiting = matching("NOT c.plate_indexed", &["c.license_norm"]);
+            (
+                format!(
+                    "WITH waiting AS MATERIALIZED \
+                     (SELECT {LISTED} FROM parking_right_checks c{waiting}) "
+                ),
+                format!(
+                    "(SELECT {LISTED} FROM parking_right_checks c{indexed} \
+                      UNION ALL SELECT * FROM waiting) c"
+                ),
+                String::new(),
+                format!(
+                    "SELECT (SELECT COUNT(*) FROM parking_right_checks c{indexed}) \
+                          + (SELECT COUNT(*) FROM parking_right_checks c{waiting})"
+                ),
+            )
+        } else {
+            let all = matching("", &["c.parking_lot_id", "c.checked_at"]);
+            (
+                String::new(),
+                "parking_right_checks c".to_owned(),
+                all.clone(),
+                format!("SELECT COUNT(*) FROM parking_right_checks c{all}"),
+            )
+        };
         let limit = params.len() + 1;
         let page = format!(
-            "SELECT c.id, c.principal_id, p.name AS principal_name, c.license_norm, \
-                    c.parking_lot_id, c.zone_code, c.at, c.allowed, c.grace, c.kinds, c.checked_at \
-             FROM parking_right_checks c LEFT JOIN principals p ON p.id = c.principal_id\
-             {conditions} ORDER BY c.checked_at DESC, c.id DESC LIMIT ${limit} OFFSET ${}",
+            "{with}SELECT {LISTED}, p.name AS principal_name \
+             FROM {from} LEFT JOIN principals p ON p.id = c.principal_id{filter} \
+             ORDER BY c.checked_at DESC, c.id DESC LIMIT ${limit} OFFSET ${}",
             limit + 1
         );
-        let count = format!("SELECT COUNT(*) FROM parking_right_checks c{conditions}");
         (page, count, params)
     }
 }
+
+/// The columns a listing reads from the log.
+const LISTED: &str = "c.id, c.principal_id, c.license_norm, c.parking_lot_id, c.zone_code, \
+                      c.at, c.allowed, c.grace, c.kinds, c.checked_at";
 
 /// Binds `$params` to `$query` in order.
 macro_rules! bind_all {
@@ -453,27 +709,89 @@ mod tests {
     #[test]
     fn only_the_filters_given_are_in_the_sql_numbered_in_order() {
         let filter = CheckFilter {
-            plate: Some("ABC123".to_owned()),
-            parking_lot_id: None,
+            plate: None,
+            parking_lot_id: Some(12),
             from: None,
             to: Some(Timestamp::UNIX_EPOCH),
         };
         let (page, count, params) = filter.statements();
         assert!(
-            page.contains(" WHERE c.license_norm = $1 AND c.checked_at < $2 ORDER BY"),
+            page.contains(" WHERE c.parking_lot_id = $1 AND c.checked_at < $2 ORDER BY"),
             "{page}"
         );
         assert!(page.ends_with("LIMIT $3 OFFSET $4"), "{page}");
         assert!(
-            count.ends_with(" WHERE c.license_norm = $1 AND c.checked_at < $2"),
+            count.ends_with(" WHERE c.parking_lot_id = $1 AND c.checked_at < $2"),
             "{count}"
         );
-        assert!(matches!(params[..], [Param::Text("ABC123"), Param::Int(0)]));
+        assert!(matches!(params[..], [Param::Int(12), Param::Int(0)]));
         let none = CheckFilter::default();
         let (page, count, params) = none.statements();
         assert!(!page.contains("WHERE") && !count.contains("WHERE"));
         assert!(page.ends_with("LIMIT $1 OFFSET $2"), "{page}");
         assert!(params.is_empty());
+    }
+
+    #[test]
+    fn by_plate_the_indexed_rows_and_those_waiting_make_one_answer() {
+        let filter = CheckFilter {
+            plate: Some("ABC123".to_owned()),
+            parking_lot_id: None,
+            from: Some(Timestamp::UNIX_EPOCH),
+            to: None,
+        };
+        let (page, count, params) = filter.statements();
+        for part in [
+            "WHERE c.plate_indexed AND c.license_norm = $1 AND c.checked_at >= $2",
+            "WHERE NOT c.plate_indexed AND c.license_norm = $1 AND +c.checked_at >= $2",
+        ] {
+            assert!(page.contains(part), "{page}");
+            assert!(count.contains(part), "{count}");
+        }
+        assert!(page.contains("UNION ALL SELECT * FROM waiting"), "{page}");
+        assert!(page.ends_with("LIMIT $3 OFFSET $4"), "{page}");
+        assert!(matches!(params[..], [Param::Text("ABC123"), Param::Int(0)]));
+    }
+
+    #[test]
+    fn busy_rounds_leave_the_plate_index_to_later_quiet_ones_catch_up() {
+        let sqlite = |waiting| PlateIndexing {
+            defer: true,
+            waiting,
+        };
+        let plan = |index_new, index_waiting| Plan {
+            index_new,
+            index_waiting,
+        };
+        // PostgreSQL: always indexed at once
+        let postgres = PlateIndexing {
+            defer: false,
+            waiting: 0,
+        };
+        assert_eq!(postgres.plan(4096), plan(true, 0));
+        // a quiet round: indexed at once, with a chunk of those waiting
+        assert_eq!(sqlite(0).plan(QUIET_ROWS - 1), plan(true, 0));
+        assert_eq!(sqlite(25).plan(1), plan(true, 25));
+        assert_eq!(
+            sqlite(MOST_TO_INDEX).plan(1),
+            plan(true, INDEX_CHUNK),
+            "a chunk at a time"
+        );
+        // a busy round: left to later, unless that leaves more than the most waiting
+        assert_eq!(sqlite(0).plan(QUIET_ROWS), plan(false, 0));
+        assert_eq!(sqlite(MOST_TO_INDEX - 4096).plan(4096), plan(false, 0));
+        assert_eq!(sqlite(MOST_TO_INDEX - 10).plan(4096), plan(false, 4086));
+        assert_eq!(sqlite(MOST_TO_INDEX).plan(4096), plan(false, 4096));
+
+        let mut indexing = sqlite(10);
+        indexing.written(4096, sqlite(10).plan(4096), 0);
+        assert_eq!(indexing.waiting, 4106);
+        indexing.written(5, indexing.plan(5), 4106);
+        assert_eq!(indexing.waiting, 0);
+        // indexing fewer than asked: none were left (a count that was off is corrected)
+        let mut indexing = sqlite(500);
+        indexing.indexed(500, 120);
+        assert_eq!(indexing.waiting, 0);
     }
 
     /// SQLite's plan for `sql` with `params` (and two more for `LIMIT`/`OFFSET` if asked for).
@@ -499,17 +817,229 @@ mod tests {
             let (page, count, params) = filter.statements();
             let values = |extra: usize| vec![Some(1); params.len() + extra];
             let page_plan = plan(&store, page, values(2)).await;
+            let count_plan = plan(&store, count, values(0)).await;
+            if filter.plate.is_some() {
+                // the indexed part in the plate index's order, merged with the waiting part
+                // (the only one sorted), found through its own index: no other scan
+                for (what, steps) in [("page", &page_plan), ("count", &count_plan)] {
+                    assert!(
+                        steps
+                            .iter()
+                            .any(|s| s.contains("INDEX parking_right_checks_plate"))
+                            && steps
+                                .iter()
+                                .any(|s| s.contains("INDEX parking_right_checks_to_index"))
+                            && steps.iter().all(|s| {
+                                !s.starts_with("SEARCH c")
+                                    || s.contains("INDEX parking_right_checks_plate")
+                            })
+                            && steps.iter().all(|s| {
+                                !s.starts_with("SCAN")
+                                    || s.contains("parking_right_checks_to_index")
+                                    || ["SCAN waiting", "SCAN c", "SCAN CONSTANT ROW"]
+                                        .contains(&s.as_str())
+                            }),
+                        "{filter:?}: the {what} reads both indexes only: {steps:?}"
+                    );
+                }
+                assert!(
+                    page_plan.iter().any(|s| s == "MERGE (UNION ALL)"),
+                    "{filter:?}: {page_plan:?}"
+                );
+                continue;
+            }
             assert!(
                 page_plan.iter().any(|step| step.contains("INDEX"))
                     && !page_plan.iter().any(|step| step.contains("TEMP B-TREE")),
                 "{filter:?}: the page is read from an index in its order: {page_plan:?}"
             );
-            let count_plan = plan(&store, count, values(0)).await;
             let given = !params.is_empty();
             assert!(
                 count_plan.iter().any(|step| step.starts_with("SEARCH")) == given,
                 "{filter:?}: the count searches an index when filtered: {count_plan:?}"
             );
+        }
+    }
+
+    /// `n` checks of `plate` at lot 12, `at` seconds past the epoch.
+    fn checks(plate: &str, n: usize, at: i64) -> Vec<Check<'_>> {
+        (0..n)
+            .map(|i| Check {
+                plate,
+                parking_lot_id: Some(12),
+                zone_code: None,
+                at: Timestamp::from_second(at + i as i64).unwrap(),
+                allowed: i % 2 == 0,
+                grace: false,
+                kinds: "ticket".to_owned(),
+            })
+            .collect()
+    }
+
+    async fn waiting(store: &Store) -> i64 {
+        store
+            .sqlite_read_blocking(|conn| {
+                conn.query_row(
+                    "SELECT COUNT(*) FROM parking_right_checks WHERE NOT plate_indexed",
+                    [],
+                    |row| row.get(0),
+                )
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Lists `plate`'s checks: (id, at) newest first, and the count.
+    async fn by_plate(store: &Store, plate: &str) -> (Vec<(i64, String)>, i64) {
+        let filter = CheckFilter {
+            plate: Some(plate.to_owned()),
+            ..CheckFilter::default()
+        };
+        let (page, total) = list(store, &filter, 1000, 0).await.unwrap();
+        (page.into_iter().map(|c| (c.id, c.at)).collect(), total)
+    }
+
+    #[tokio::test]
+    async fn rows_written_without_the_plate_index_are_listed_by_plate_and_indexed_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("log.db").display());
+        let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
+        let Backend::Sqlite(sqlite) = store.backend() else {
+            unreachable!()
+        };
+        let record = |plate, n, at| Record {
+            principal_id: 1,
+            rows: checks(plate, n, at)
+                .iter()
+                .map(|c| {
+                    let at = to_micros(c.at);
+                    (
+                        c.plate.to_owned(),
+                        c.parking_lot_id,
+                        c.zone_code,
+                        at,
+                        c.allowed,
+                        c.grace,
+                        c.kinds.clone(),
+                    )
+                })
+                .collect(),
+            now: to_micros(Timestamp::now()),
+        };
+        let write = |records: Vec<Record>, index_new, index_waiting| {
+            sqlite.group.submit(SqliteChecks(Arc::new(Batch {
+                records,
+                plan: Plan {
+                    index_new,
+                    index_waiting,
+                },
+            })))
+        };
+        // indexed ones, then a busy round of two plates left out of the index
+        write(vec![record("ABC123", 3, 0)], true, 0).await.unwrap();
+        write(
+            vec![record("ABC123", 4, 100), record("XYZ999", 200, 0)],
+            false,
+            0,
+        )
+        .await
+        .unwrap();
+        assert_eq!(waiting(&store).await, 204);
+        let (before, total) = by_plate(&store, "ABC123").await;
+        assert_eq!(total, 7);
+        let times: Vec<&str> = before.iter().map(|(_, at)| at.as_str()).collect();
+        assert_eq!(
+            times,
+            [
+                "1970-01-01T00:01:43Z",
+                "1970-01-01T00:01:42Z",
+                "1970-01-01T00:01:41Z",
+                "1970-01-01T00:01:40Z",
+                "1970-01-01T00:00:02Z",
+                "1970-01-01T00:00:01Z",
+                "1970-01-01T00:00:00Z"
+            ],
+            "every check of the plate, newest first (same checked_at: by id)"
+        );
+        let filter = CheckFilter {
+            plate: Some("ABC123".to_owned()),
+            ..CheckFilter::default()
+        };
+        let (second, total) = list(&store, &filter, 2, 2).await.unwrap();
+        assert_eq!(
+            (second[0].id, second[1].id, total),
+            (before[2].0, before[3].0, 7)
+        );
+        // a quiet round indexes its own rows and the oldest waiting ones
+        let indexed = write(vec![record("ABC123", 1, 200)], true, 150)
+            .await
+            .unwrap();
+        assert_eq!((indexed, waiting(&store).await), (150, 54));
+        assert_eq!(by_plate(&store, "ABC123").await.1, 8);
+        assert_eq!(by_plate(&store, "XYZ999").await.1, 200);
+        let rest = sqlite
+            .group
+            .submit(IndexWaiting(INDEX_CHUNK))
+            .await
+            .unwrap();
+        assert_eq!((rest, waiting(&store).await), (54, 0));
+        let (after, total) = by_plate(&store, "ABC123").await;
+        assert_eq!(
+            (&after[1..], total),
+            (&before[..], 8),
+            "the same answer, from the index"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_writer_indexes_the_rows_of_a_busy_round_once_checks_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("log.db").display());
+        let store = Store::open(&url, &StoreOptions::default()).await.unwrap();
+        let to_index = Gauge::default();
+        let log = CheckLog::spawn(store.clone(), to_index.clone());
+        log.record(1, &checks("ABC123", 500, 0)).await.unwrap();
+        log.sync().await.unwrap();
+        assert_eq!(by_plate(&store, "ABC123").await.1, 500);
+        // written before the idle pause ends, indexed after it
+        let started = std::time::Instant::now();
+        while waiting(&store).await > 0 {
+            assert!(started.elapsed() < Duration::from_secs(10), "never indexed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(
+            (to_index.get(), by_plate(&store, "ABC123").await.1),
+            (0, 500)
+        );
+        // a restart finds rows a previous run left waiting
+        let Backend::Sqlite(sqlite) = store.backend() else {
+            unreachable!()
+        };
+        sqlite.group.submit(Unindex).await.unwrap();
+        assert_eq!(PlateIndexing::start(&store).await.waiting, 500);
+        let to_index = Gauge::default();
+        let _log = CheckLog::spawn(store.clone(), to_index.clone());
+        let started = std::time::Instant::now();
+        while waiting(&store).await > 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never indexed after a restart"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Takes every row out of the plate index, as a crash after a busy second leaves them.
+    struct Unindex;
+
+    impl Job for Unindex {
+        type Output = ();
+
+        fn run(&self, conn: &rusqlite::Connection) -> Result<(), AppError> {
+            conn.execute("UPDATE parking_right_checks SET plate_indexed = FALSE", [])
+                .map_err(from_rusqlite)?;
+            Ok(())
         }
     }
 }
