@@ -54,9 +54,9 @@ const INSERT_POSTGRES: &str = concat!(
 );
 
 /// The check log's writer: checks are handed to a task of their own, which gathers them for
-/// [`LINGER`] and writes them in one transaction, so an answer never waits for the disk and a
-/// busy second costs a few commits. A check is in the database at most about a tenth of a
-/// second after its answer; [`CheckLog::sync`] writes at once and waits for it, so this
+/// a moment ([`linger`]) and writes them in one transaction, so an answer never waits for the
+/// disk and a busy second costs a few commits. A check is in the database at most about a
+/// tenth of a second after its answer; [`CheckLog::sync`] writes at once and waits for it, so this
 /// instance's own listing always shows every check it answered. A crash can lose the checks of
 /// that last moment, never an answer or any other write.
 ///
@@ -78,12 +78,26 @@ const QUEUE: usize = 8192;
 /// The most rows in one transaction.
 const MAX_ROWS: usize = 4096;
 /// How long the writer gathers checks before it writes them.
-const LINGER: Duration = Duration::from_millis(100);
+///
+/// On SQLite, 10 ms: the rows a busy writer writes (without the plate index) are cheap, and
+/// shorter commits keep the tail of every answer's latency short (rights-check's p99 at half
+/// its rate: 1.3-1.9 ms at 10 ms, 2.1-3.4 ms at 25, 3.9-4.6 ms at 50, 4.4-24 ms at 100;
+/// BENCHMARKS.md). A commit used to make every SQLite reader drop its page cache, which hurt
+/// when checks read the database; they are answered from the rights memory now. On
+/// PostgreSQL, 100 ms: each write is a statement of the server's, whose every row still goes
+/// into the plate index, and shorter ones cost it throughput (20,800-21,400 checks/s at 10 ms
+/// against 24,500-26,700 at 100 ms).
+fn linger(store: &Store) -> Duration {
+    match store.backend() {
+        Backend::Sqlite(_) => Duration::from_millis(10),
+        Backend::Postgres(_) => Duration::from_millis(100),
+    }
+}
 /// How long a failing write is retried before its checks are given up (and logged).
 const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
-/// A gathering that brings fewer checks than this (under about 1,000 a second) is a quiet
-/// one: its checks go into the plate index at once, and some of those waiting with them.
-const QUIET_ROWS: usize = 100;
+/// Checks arriving slower than this are quiet: a gathering that brings fewer than this many
+/// per second of its [`linger`] goes into the plate index at once, with some of those waiting.
+const QUIET_PER_SECOND: u128 = 1_000;
 /// Rows put into the plate index in one transaction when checks are quiet or stopped: large
 /// enough that rows share index pages, small enough to hold other writers for a moment only.
 const INDEX_CHUNK: u64 = 10_000;
@@ -173,10 +187,9 @@ async fn writer(store: Store, mut queue: mpsc::Receiver<Message>, to_index: Gaug
             }
         };
         let mut rows = take(first, &mut records, &mut waiting);
-        // Gather for a while: each commit makes every SQLite reader drop its page cache, so
-        // a few large commits a second keep the rights lookups fast where one per burst did
-        // not. Someone waiting, a full batch or the last handle gone ends the wait early.
-        let until = tokio::time::Instant::now() + LINGER;
+        // Gather for a moment (see `linger`). Someone waiting, a full batch or the last handle
+        // gone ends the wait early.
+        let until = tokio::time::Instant::now() + linger(&store);
         loop {
             while let Ok(message) = queue.try_recv() {
                 rows += take(message, &mut records, &mut waiting);
@@ -218,6 +231,8 @@ struct PlateIndexing {
     defer: bool,
     /// Rows waiting for the plate index.
     waiting: u64,
+    /// A gathering of fewer checks is a quiet one.
+    quiet_rows: usize,
 }
 
 /// What one write does about the plate index.
@@ -233,10 +248,12 @@ impl PlateIndexing {
     /// Counts the rows a previous run left waiting (SQLite); on a failure, assumes some are, so
     /// the first quiet moment finds out.
     async fn start(store: &Store) -> Self {
+        let quiet_rows = (QUIET_PER_SECOND * linger(store).as_millis() / 1000).max(1) as usize;
         let Backend::Sqlite(_) = store.backend() else {
             return Self {
                 defer: false,
                 waiting: 0,
+                quiet_rows,
             };
         };
         let counted = store
@@ -258,6 +275,7 @@ impl PlateIndexing {
         Self {
             defer: true,
             waiting,
+            quiet_rows,
         }
     }
 
@@ -269,7 +287,7 @@ impl PlateIndexing {
                 index_waiting: 0,
             };
         }
-        if rows < QUIET_ROWS {
+        if rows < self.quiet_rows {
             return Plan {
                 index_new: true,
                 index_waiting: self.waiting.min(INDEX_CHUNK),
@@ -755,9 +773,11 @@ mod tests {
 
     #[test]
     fn busy_rounds_leave_the_plate_index_to_later_quiet_ones_catch_up() {
+        const QUIET_ROWS: usize = 10;
         let sqlite = |waiting| PlateIndexing {
             defer: true,
             waiting,
+            quiet_rows: QUIET_ROWS,
         };
         let plan = |index_new, index_waiting| Plan {
             index_new,
@@ -767,6 +787,7 @@ mod tests {
         let postgres = PlateIndexing {
             defer: false,
             waiting: 0,
+            quiet_rows: 100,
         };
         assert_eq!(postgres.plan(4096), plan(true, 0));
         // a quiet round: indexed at once, with a chunk of those waiting
@@ -1017,7 +1038,8 @@ mod tests {
             unreachable!()
         };
         sqlite.group.submit(Unindex).await.unwrap();
-        assert_eq!(PlateIndexing::start(&store).await.waiting, 500);
+        let started = PlateIndexing::start(&store).await;
+        assert_eq!((started.waiting, started.quiet_rows), (500, 10));
         let to_index = Gauge::default();
         let _log = CheckLog::spawn(store.clone(), to_index.clone());
         let started = std::time::Instant::now();
