@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::feed::{all_rights, changed_plates, forget_old_changes, latest_change, plate_rights};
+use super::plates::Right;
 use super::poll::{self, Changed};
 use super::{
     FORGET_CHANGES_EVERY, LOOK_EVERY, MOST_PLATES_AT_ONCE, MOST_UNKNOWN, POLL_AHEAD_EVERY,
@@ -51,7 +52,7 @@ impl RightsMemory {
             Ok(p) => (p.loaded, p.through),
             Err(_) => (false, 0),
         };
-        let (latest, changed) = match store.backend() {
+        let (latest, changed, added) = match store.backend() {
             Backend::Sqlite(_) => {
                 let latest = latest_change(store).await?;
                 if loaded && latest <= through {
@@ -62,14 +63,17 @@ impl RightsMemory {
                 } else {
                     None
                 };
-                (latest, changed.map_or(Changed::Everything, Changed::Plates))
+                match changed {
+                    Some(changes) => (latest, Changed::Plates(changes.forget), changes.added),
+                    None => (latest, Changed::Everything, Vec::new()),
+                }
             }
             Backend::Postgres(_) => {
                 let (latest, changed) = self.polls.take(loaded, MOST_PLATES_AT_ONCE as usize);
                 if loaded && latest <= through {
                     return Ok(());
                 }
-                (latest, changed)
+                (latest, changed, Vec::new())
             }
         };
         let changed = match changed {
@@ -84,7 +88,7 @@ impl RightsMemory {
             self.wake.notify_one();
             return Ok(());
         }
-        let read = self.apply(store, latest, changed).await;
+        let read = self.apply(store, latest, changed, added).await;
         if let Err((changed, err)) = read {
             self.put_back(store, changed);
             return Err(err);
@@ -101,13 +105,15 @@ impl RightsMemory {
         }
     }
 
-    /// Forgets the rights of the plates that `changed` (or reads everyone's again), and holds
-    /// them as of change `latest`; on failure gives back what it was to apply.
+    /// Forgets the rights of the plates that `changed` (or reads everyone's again), adds the
+    /// new tickets' rights `added` to theirs (unless everything is read again), and holds them
+    /// as of change `latest`; on failure gives back what it was to apply.
     async fn apply(
         &self,
         store: &Store,
         latest: i64,
         changed: Changed,
+        added: Vec<(String, Vec<Right>)>,
     ) -> Result<(), (Changed, AppError)> {
         match changed {
             // Forgotten until read again: by the check that asks, or by the task once many
@@ -116,6 +122,9 @@ impl RightsMemory {
                 let mut memory = self.write().map_err(|err| (Changed::Everything, err))?;
                 for plate in plates {
                     memory.forget(plate);
+                }
+                for (plate, rights) in added {
+                    memory.add(plate, rights);
                 }
                 memory.through = latest;
             }

@@ -2,7 +2,7 @@
 //! since and the deletion of changes no instance needs (SQLite; PostgreSQL reads them by
 //! transaction, see [`super::poll`]), and the rights of some plates or everyone's (both).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use futures_util::TryStreamExt;
 
@@ -31,15 +31,37 @@ pub(super) async fn latest_change(store: &Store) -> Result<i64, AppError> {
         .await
 }
 
+/// What changed of some plates (SQLite).
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct PlateChanges {
+    /// Plates to read again.
+    pub(super) forget: Vec<String>,
+    /// Plates whose only changes were new tickets, with those tickets' rights, to add to what
+    /// the memory holds (see [`super::plates::Plates::add`]).
+    pub(super) added: Vec<(String, Vec<Right>)>,
+}
+
+/// The changes after `through` up to `latest`, each with the ticket it inserted as it is now
+/// (read by its key), if that is what it did.
+const CHANGES_SQL: &str = "SELECT c.plate, c.ticket, t.license_norm, t.status, t.ticket_id, \
+            pr.name, t.start_at, t.end_at, t.parking_lot_id \
+       FROM right_changes c \
+       LEFT JOIN tickets t ON t.id = c.ticket \
+       LEFT JOIN principals pr ON pr.id = t.provider_id \
+      WHERE c.seq > ?1 AND c.seq <= ?2";
+
 /// The plates changed after `through` up to `latest`; `None` if everything must be read again:
 /// a change shared by many plates, or changes after `through` deleted already (another
 /// process's deletion may run ahead of this process's memory). Changes are deleted oldest
-/// first, so the oldest kept tells, read in the same transaction as the plates.
+/// first, so the oldest kept tells, read in the same transaction as the plates. A plate whose
+/// only changes inserted tickets still there, still of the plate and active, gets those
+/// tickets to add (as read now: a later change to one is read by a later catch-up); any other
+/// change has the plate read again.
 pub(super) async fn changed_plates(
     store: &Store,
     through: i64,
     latest: i64,
-) -> Result<Option<Vec<String>>, AppError> {
+) -> Result<Option<PlateChanges>, AppError> {
     store
         .sqlite_read_blocking(move |conn| {
             let read = conn.unchecked_transaction()?;
@@ -48,20 +70,58 @@ pub(super) async fn changed_plates(
             if oldest.is_none_or(|oldest| oldest > through + 1) {
                 return Ok(None);
             }
-            let mut statement = read
-                .prepare_cached("SELECT plate FROM right_changes WHERE seq > ?1 AND seq <= ?2")?;
-            let rows =
-                statement.query_map([through, latest], |row| row.get::<_, Option<String>>(0))?;
-            let mut plates = BTreeSet::new();
-            for plate in rows {
-                match plate? {
-                    Some(plate) => plates.insert(plate),
-                    None => return Ok(None),
+            let mut statement = read.prepare_cached(CHANGES_SQL)?;
+            let mut rows = statement.query([through, latest])?;
+            // A plate's new tickets, or `None`: read it again.
+            let mut plates: BTreeMap<String, Option<Vec<Right>>> = BTreeMap::new();
+            while let Some(row) = rows.next()? {
+                let Some(plate) = row.get::<_, Option<String>>(0)? else {
+                    return Ok(None);
                 };
+                let added = new_ticket(row, &plate)?;
+                let rights = plates.entry(plate).or_insert_with(|| Some(Vec::new()));
+                match (rights.as_mut(), added) {
+                    (Some(rights), Some(added)) => rights.push(added),
+                    _ => *rights = None,
+                }
             }
-            Ok(Some(plates.into_iter().collect()))
+            let mut changes = PlateChanges::default();
+            for (plate, rights) in plates {
+                match rights {
+                    Some(rights) => changes.added.push((plate, rights)),
+                    None => changes.forget.push(plate),
+                }
+            }
+            Ok(Some(changes))
         })
         .await
+}
+
+/// The right a row of [`CHANGES_SQL`] added to `plate`, if it inserted a ticket that is still
+/// there, of that plate, active, of a provider.
+fn new_ticket(row: &rusqlite::Row<'_>, plate: &str) -> rusqlite::Result<Option<Right>> {
+    let (Some(seq), Some(now_of), Some(status), Some(ticket_id), Some(provider), Some(start_at)) = (
+        row.get::<_, Option<i64>>(1)?,
+        row.get::<_, Option<String>>(2)?,
+        row.get::<_, Option<String>>(3)?,
+        row.get::<_, Option<String>>(4)?,
+        row.get::<_, Option<String>>(5)?,
+        row.get::<_, Option<i64>>(6)?,
+    ) else {
+        return Ok(None);
+    };
+    let (end_at, lot): (Option<i64>, i64) = (row.get(7)?, row.get(8)?);
+    if now_of != plate || status != "active" {
+        return Ok(None);
+    }
+    Ok(Some(Right::Ticket {
+        lot,
+        provider: provider.into(),
+        ticket_id: ticket_id.into(),
+        start_at,
+        end_at,
+        seq,
+    }))
 }
 
 /// The rights of each of `plates`, every lot, that ended after `horizon` (or have not).
@@ -319,11 +379,27 @@ pub(super) mod tests {
         let latest = latest_change(&store).await.expect("the latest change");
         // Five tickets and two stays of plates AAA1, BBB2, CCC3 and DDD4: changes 1-7.
         assert_eq!(latest, 7);
-        let changed = |through| changed_plates(&store, through, latest);
-        let all = ["AAA1", "BBB2", "CCC3", "DDD4"].map(String::from).to_vec();
-        assert_eq!(changed(0).await.expect("read"), Some(all));
-        let from_5 = ["CCC3", "DDD4"].map(String::from).to_vec();
-        assert_eq!(changed(4).await.expect("read"), Some(from_5.clone()));
+        let store = &store;
+        let changed = |through| async move {
+            changed_plates(store, through, latest)
+                .await
+                .expect("read")
+                .map(|c| {
+                    let added: Vec<(String, usize)> =
+                        c.added.into_iter().map(|(p, r)| (p, r.len())).collect();
+                    (c.forget, added)
+                })
+        };
+        let plates = |list: &[&str]| list.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        // AAA1 only got new tickets: they are added. BBB2's is canceled, CCC3 got a stay too,
+        // DDD4 only a stay: read again.
+        let all = (
+            plates(&["BBB2", "CCC3", "DDD4"]),
+            vec![("AAA1".to_owned(), 3)],
+        );
+        assert_eq!(changed(0).await, Some(all));
+        let from_5 = (plates(&["CCC3", "DDD4"]), Vec::new());
+        assert_eq!(changed(4).await, Some(from_5.clone()));
         // Another process deletes the oldest changes, up to change 4.
         let Backend::Sqlite(db) = store.backend() else {
             panic!("an SQLite store");
@@ -332,9 +408,9 @@ pub(super) mod tests {
             .execute(&db.writer)
             .await
             .expect("delete");
-        assert_eq!(changed(4).await.expect("read"), Some(from_5));
-        assert_eq!(changed(3).await.expect("read"), None, "change 4 is gone");
-        assert_eq!(changed(0).await.expect("read"), None);
+        assert_eq!(changed(4).await, Some(from_5));
+        assert_eq!(changed(3).await, None, "change 4 is gone");
+        assert_eq!(changed(0).await, None);
         store.close().await;
     }
 

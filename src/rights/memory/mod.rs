@@ -3,7 +3,9 @@
 //! the table `right_changes`, in commit order, migrations/sqlite/0006; PostgreSQL: the same
 //! table by transaction, read by [`poll`], migrations/postgres/0006). A plate whose rights
 //! changed is forgotten, and read again by the first check that asks for it (or by the task,
-//! once many are), so a write costs the memory no read.
+//! once many are), so a write costs the memory no read; on SQLite a new ticket, whose change
+//! names it (migrations/sqlite/0008), is added to what the memory holds of its plate instead,
+//! read by its key with the change, so ingest does not have every plate read again.
 //!
 //! A check uses the memory only when it holds every change committed that it must see: every
 //! change this process told a client was committed, and another's within moments. On SQLite the
@@ -333,23 +335,138 @@ mod tests {
         memory
     }
 
-    /// Tickets of plates `BULK{first}` … `BULK{last}` (and their changes), in one statement.
-    async fn bulk_of_tickets(store: &Store, first: i64, last: i64) {
+    /// Open stays of plates `BULK{first}` … `BULK{last}` (and their changes), in one statement:
+    /// changes that have the memory read their plates again.
+    async fn bulk_of_stays(store: &Store, first: i64, last: i64) {
         let Backend::Sqlite(db) = store.backend() else {
             panic!("an SQLite store");
         };
         sqlx::query(
             "WITH RECURSIVE n (i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2) \
-             INSERT INTO tickets (provider_id, ticket_id, parking_lot_id, license_raw, \
-                 license_norm, start_at, end_at, status, created_at, updated_at) \
-             SELECT 901, 'bulk-' || i, 912, 'BULK' || i, 'BULK' || i, 0, NULL, 'active', 0, 0 \
+             INSERT INTO transactions (parking_lot_id, ticket_type, ticket_no, ticket_key, \
+                 reference_no, entry_at, entry_event_id, exit_at) \
+             SELECT 912, 4, 'BULK' || i, 'BULK' || i, 'r-bulk-' || i, 0, 'e-bulk-' || i, NULL \
                FROM n",
         )
         .bind(first)
         .bind(last)
         .execute(&db.writer)
         .await
-        .expect("the bulk of tickets");
+        .expect("the bulk of stays");
+    }
+
+    /// Runs each of `statements` on the writer.
+    async fn write(store: &Store, statements: &[&str]) {
+        let Backend::Sqlite(db) = store.backend() else {
+            panic!("an SQLite store");
+        };
+        for statement in statements {
+            sqlx::query(statement)
+                .execute(&db.writer)
+                .await
+                .expect(statement);
+        }
+    }
+
+    /// Kind, key, span and row of every right of `plate` at `lot`, as a check would list them.
+    type Listed = Vec<(i32, String, i64, Option<i64>, Option<i64>)>;
+
+    fn listed(rows: Vec<RightRow>) -> Listed {
+        rows.into_iter()
+            .map(|r| (r.kind, r.key, r.start_at, r.end_at, r.seq))
+            .collect()
+    }
+
+    /// What the memory holds of `plate` at `lot` and what the database has, every right.
+    async fn held_and_stored(
+        memory: &RightsMemory,
+        store: &Store,
+        plate: &str,
+        lot: i64,
+    ) -> (Listed, Listed) {
+        let all = (i64::MAX - 1, i64::MIN + 1);
+        let held = memory
+            .plates
+            .read()
+            .expect("the memory")
+            .rows_at(plate, lot, all.0, all.1)
+            .expect("known");
+        let stored = one_plate_rights(store, plate, i64::MIN)
+            .await
+            .expect("read");
+        (
+            listed(held),
+            listed(rows_at(&stored, plate, lot, all.0, all.1)),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn new_tickets_are_added_to_what_it_holds_and_other_changes_forget_the_plate() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("rights.db").display());
+        let store = store_with_rights(&url).await;
+        let memory = RightsMemory::default();
+        memory.keep.store(i64::MAX, Ordering::Relaxed);
+        memory.catch_up(&store).await.expect("the first load");
+        // CCC3 changed; a check reads it again after a new ticket of it was committed, before
+        // the memory catches up with that ticket's change.
+        memory
+            .write()
+            .expect("the memory")
+            .forget("CCC3".to_owned());
+        let insert = |id: &str, lot: i64, plate: &str, start: i64, end: &str| {
+            format!(
+                "INSERT INTO tickets (provider_id, ticket_id, parking_lot_id, license_raw, \
+                     license_norm, start_at, end_at, status, created_at, updated_at) \
+                 VALUES (901, '{id}', {lot}, '{plate}', '{plate}', {start}, {end}, 'active', 0, 0)"
+            )
+        };
+        write(
+            &store,
+            &[
+                // Before AAA1's ticket from 100 at lot 912, and after its stay-less others.
+                &insert("a-3", 912, "AAA1", 60, "NULL"),
+                &insert("a-4", 912, "AAA1", 100, "900"),
+                &insert("n-1", 913, "NEW5", 10, "NULL"),
+                &insert("c-2", 912, "CCC3", 250, "NULL"),
+                // Canceled, or deleted, after it was made: read again.
+                &insert("b-2", 912, "BBB2", 100, "NULL"),
+                "UPDATE tickets SET status = 'canceled' WHERE ticket_id = 'b-2'",
+                &insert("e-1", 912, "EEE5", 100, "NULL"),
+                "DELETE FROM tickets WHERE ticket_id = 'e-1'",
+            ],
+        )
+        .await;
+        let Err(mark) = memory
+            .plates
+            .read()
+            .expect("the memory")
+            .rows_at("CCC3", 912, 0, 0)
+        else {
+            panic!("CCC3 is known");
+        };
+        memory
+            .read_plate(&store, "CCC3", mark, 912, (0, 0))
+            .await
+            .expect("the check's read");
+        memory.catch_up(&store).await.expect("a catch-up");
+        let mut unknown: Vec<String> = memory
+            .plates
+            .read()
+            .expect("the memory")
+            .some_unknown(10)
+            .into_iter()
+            .map(|(plate, _)| plate)
+            .collect();
+        unknown.sort();
+        assert_eq!(unknown, ["BBB2", "EEE5"]);
+        for (plate, lot, count) in [("AAA1", 912, 4), ("NEW5", 913, 1), ("CCC3", 912, 2)] {
+            let (held, stored) = held_and_stored(&memory, &store, plate, lot).await;
+            assert_eq!(held, stored, "{plate} at {lot}");
+            assert_eq!(held.len(), count, "{plate} at {lot}: {held:?}");
+        }
+        assert_eq!(memory.loads.get(), 1, "not loaded whole again");
+        store.close().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,11 +485,11 @@ mod tests {
             }
         }
         // 50,000 changes, 60,000 plates to read again: plate by plate.
-        bulk_of_tickets(&store, 1, 50_000).await;
+        bulk_of_stays(&store, 1, 50_000).await;
         memory.catch_up(&store).await.expect("a catch-up");
         assert_eq!((memory.loads.get(), memory.unknown_len()), (1, 60_000));
         // 50,000 more would leave 110,000: everything is read again instead.
-        bulk_of_tickets(&store, 50_001, 100_000).await;
+        bulk_of_stays(&store, 50_001, 100_000).await;
         memory.catch_up(&store).await.expect("a catch-up");
         assert_eq!((memory.loads.get(), memory.unknown_len()), (2, 0));
         let held = memory.plates.read().expect("the memory").len();

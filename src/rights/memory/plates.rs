@@ -140,6 +140,30 @@ impl Right {
         }
     }
 
+    /// Whether both are the same ticket row.
+    fn same_ticket(&self, other: &Self) -> bool {
+        matches!((self, other), (Self::Ticket { seq: a, .. }, Self::Ticket { seq: b, .. }) if a == b)
+    }
+
+    /// Whether the statement orders it before `ticket` (by kind, then a ticket's start and
+    /// row); `false` when `ticket` is no ticket.
+    fn ordered_before(&self, ticket: &Self) -> bool {
+        let Self::Ticket {
+            start_at, seq: row, ..
+        } = ticket
+        else {
+            return false;
+        };
+        match self {
+            Self::Ticket {
+                start_at: start,
+                seq,
+                ..
+            } => (start, seq) < (start_at, row),
+            Self::Stay { .. } | Self::Permit(_) => false,
+        }
+    }
+
     /// Whether it ended before `horizon` (and so no longer matters to a check the memory answers).
     fn over_before(&self, horizon: i64) -> bool {
         match self {
@@ -212,6 +236,30 @@ impl Plates {
         self.by_plate.remove(plate.as_str());
         self.forgotten += 1;
         self.unknown.insert(plate.into_boxed_str(), self.forgotten);
+    }
+
+    /// Adds new tickets' `rights` to what it holds of `plate` (nothing, if it holds no right of
+    /// it), each where the statement would order it, in place of a ticket of the same row held
+    /// already (a read of the plate that saw it); a plate whose rights are unknown changed once
+    /// more instead (see [`Plates::forget`]).
+    pub(super) fn add(&mut self, plate: String, rights: Vec<Right>) {
+        if self.unknown.contains_key(plate.as_str()) {
+            self.forget(plate);
+            return;
+        }
+        let mut held = self
+            .by_plate
+            .remove(plate.as_str())
+            .map(Vec::from)
+            .unwrap_or_default();
+        for right in rights {
+            held.retain(|r| !r.same_ticket(&right));
+            if !right.over_before(self.horizon) {
+                let at = held.partition_point(|r| r.ordered_before(&right));
+                held.insert(at, right);
+            }
+        }
+        self.put(plate, held);
     }
 
     /// Holds `rights`, read for `plate` after it was found unknown as `mark`, unless it changed
@@ -499,6 +547,63 @@ pub(super) mod tests {
         assert_eq!(plates.some_unknown(10), []);
         plates.forget("BBB222".to_owned());
         assert_eq!(plates.some_unknown(10).len(), 1);
+    }
+
+    fn keys(plates: &Plates, plate: &str) -> Vec<String> {
+        plates
+            .rows_at(plate, 12, i64::MAX - 1, 0)
+            .expect("known")
+            .into_iter()
+            .map(|r| r.key)
+            .collect()
+    }
+
+    #[test]
+    fn new_tickets_are_added_in_the_statements_order_once_each() {
+        let mut plates = Plates::from_rows(
+            vec![
+                ticket("AAA111", 12, 10, None),
+                ticket("AAA111", 12, 30, None),
+                permit("AAA111", 12, 0, 100),
+            ],
+            1,
+            5,
+        );
+        plates.add(
+            "AAA111".to_owned(),
+            [
+                ticket("AAA111", 12, 20, None),
+                ticket("AAA111", 12, 40, Some(50)),
+                // Over before the memory's horizon: not kept.
+                ticket("AAA111", 12, 2, Some(5)),
+            ]
+            .into_iter()
+            .flat_map(rights)
+            .collect(),
+        );
+        let expected = [
+            "t-AAA111-10",
+            "t-AAA111-20",
+            "t-AAA111-30",
+            "t-AAA111-40",
+            "t-AAA111-1",
+        ];
+        assert_eq!(keys(&plates, "AAA111"), expected, "the permit last");
+        // A ticket held already (a read saw it) is not held twice.
+        plates.add("AAA111".to_owned(), rights(ticket("AAA111", 12, 20, None)));
+        assert_eq!(keys(&plates, "AAA111"), expected);
+        // A plate it held nothing of.
+        plates.add("BBB222".to_owned(), rights(ticket("BBB222", 12, 10, None)));
+        assert_eq!(keys(&plates, "BBB222"), ["t-BBB222-10"]);
+        assert_eq!(plates.len(), 2);
+        // A plate to read again stays so, and a read under way is refused.
+        plates.forget("CCC333".to_owned());
+        let Err(mark) = plates.rows_at("CCC333", 12, 10, 10) else {
+            panic!("a changed plate is answered from memory");
+        };
+        plates.add("CCC333".to_owned(), rights(ticket("CCC333", 12, 10, None)));
+        assert!(plates.rows_at("CCC333", 12, 10, 10).is_err());
+        assert!(!plates.put_if_unchanged("CCC333", mark, Vec::new()));
     }
 
     #[test]
