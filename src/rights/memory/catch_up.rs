@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::changes::Changed;
 use super::feed::{all_rights, changed_plates, forget_old_changes, latest_change, plate_rights};
-use super::plates::Right;
-use super::poll::{self, Changed};
+use super::poll;
 use super::{
     FORGET_CHANGES_EVERY, LOOK_EVERY, MOST_PLATES_AT_ONCE, MOST_UNKNOWN, POLL_AHEAD_EVERY,
     PRUNE_EVERY, QUIET_REFILL_ABOVE, REFILL_ABOVE, REFILL_AT_ONCE, Reading, RightsMemory,
@@ -52,7 +52,7 @@ impl RightsMemory {
             Ok(p) => (p.loaded, p.through),
             Err(_) => (false, 0),
         };
-        let (latest, changed, added) = match store.backend() {
+        let (latest, changed) = match store.backend() {
             Backend::Sqlite(_) => {
                 let latest = latest_change(store).await?;
                 if loaded && latest <= through {
@@ -63,21 +63,20 @@ impl RightsMemory {
                 } else {
                     None
                 };
-                match changed {
-                    Some(changes) => (latest, Changed::Plates(changes.forget), changes.added),
-                    None => (latest, Changed::Everything, Vec::new()),
-                }
+                (latest, changed.map_or(Changed::Everything, Changed::Plates))
             }
             Backend::Postgres(_) => {
                 let (latest, changed) = self.polls.take(loaded, MOST_PLATES_AT_ONCE as usize);
                 if loaded && latest <= through {
                     return Ok(());
                 }
-                (latest, changed, Vec::new())
+                (latest, changed)
             }
         };
         let changed = match changed {
-            Changed::Plates(plates) if self.unknown_len() + plates.len() > MOST_UNKNOWN => {
+            Changed::Plates(changes)
+                if self.unknown_len() + changes.forget.len() > MOST_UNKNOWN =>
+            {
                 Changed::Everything
             }
             changed => changed,
@@ -88,7 +87,7 @@ impl RightsMemory {
             self.wake.notify_one();
             return Ok(());
         }
-        let read = self.apply(store, latest, changed, added).await;
+        let read = self.apply(store, latest, changed).await;
         if let Err((changed, err)) = read {
             self.put_back(store, changed);
             return Err(err);
@@ -105,25 +104,24 @@ impl RightsMemory {
         }
     }
 
-    /// Forgets the rights of the plates that `changed` (or reads everyone's again), adds the
-    /// new tickets' rights `added` to theirs (unless everything is read again), and holds them
-    /// as of change `latest`; on failure gives back what it was to apply.
+    /// Forgets the rights of the plates that `changed` and adds the new tickets of those that
+    /// only got new tickets (or reads everyone's again), and holds them as of change `latest`;
+    /// on failure gives back what it was to apply.
     async fn apply(
         &self,
         store: &Store,
         latest: i64,
         changed: Changed,
-        added: Vec<(String, Vec<Right>)>,
     ) -> Result<(), (Changed, AppError)> {
         match changed {
             // Forgotten until read again: by the check that asks, or by the task once many
             // are (see `refill`), so a write costs the memory no read.
-            Changed::Plates(plates) => {
+            Changed::Plates(changes) => {
                 let mut memory = self.write().map_err(|err| (Changed::Everything, err))?;
-                for plate in plates {
+                for plate in changes.forget {
                     memory.forget(plate);
                 }
-                for (plate, rights) in added {
+                for (plate, rights) in changes.added {
                     memory.add(plate, rights);
                 }
                 memory.through = latest;

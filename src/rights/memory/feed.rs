@@ -2,10 +2,11 @@
 //! since and the deletion of changes no instance needs (SQLite; PostgreSQL reads them by
 //! transaction, see [`super::poll`]), and the rights of some plates or everyone's (both).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use futures_util::TryStreamExt;
 
+use super::changes::{Gathering, NewTicket, PlateChanges};
 use super::plates::{Building, Plates, Right};
 use crate::http::AppError;
 use crate::rights::gather::{
@@ -29,16 +30,6 @@ pub(super) async fn latest_change(store: &Store) -> Result<i64, AppError> {
     store
         .sqlite_read_blocking(|conn| conn.query_row(LATEST_CHANGE_SQL, [], |row| row.get(0)))
         .await
-}
-
-/// What changed of some plates (SQLite).
-#[derive(Debug, Default, PartialEq)]
-pub(super) struct PlateChanges {
-    /// Plates to read again.
-    pub(super) forget: Vec<String>,
-    /// Plates whose only changes were new tickets, with those tickets' rights, to add to what
-    /// the memory holds (see [`super::plates::Plates::add`]).
-    pub(super) added: Vec<(String, Vec<Right>)>,
 }
 
 /// The changes after `through` up to `latest`, each with the ticket it inserted as it is now
@@ -72,56 +63,25 @@ pub(super) async fn changed_plates(
             }
             let mut statement = read.prepare_cached(CHANGES_SQL)?;
             let mut rows = statement.query([through, latest])?;
-            // A plate's new tickets, or `None`: read it again.
-            let mut plates: BTreeMap<String, Option<Vec<Right>>> = BTreeMap::new();
+            let mut gathering = Gathering::default();
             while let Some(row) = rows.next()? {
-                let Some(plate) = row.get::<_, Option<String>>(0)? else {
-                    return Ok(None);
+                let ticket = NewTicket {
+                    ticket: row.get(1)?,
+                    now_of: row.get(2)?,
+                    status: row.get(3)?,
+                    ticket_id: row.get(4)?,
+                    provider: row.get(5)?,
+                    start_at: row.get(6)?,
+                    end_at: row.get(7)?,
+                    lot: row.get(8)?,
                 };
-                let added = new_ticket(row, &plate)?;
-                let rights = plates.entry(plate).or_insert_with(|| Some(Vec::new()));
-                match (rights.as_mut(), added) {
-                    (Some(rights), Some(added)) => rights.push(added),
-                    _ => *rights = None,
+                if !gathering.push(row.get(0)?, ticket) {
+                    return Ok(None);
                 }
             }
-            let mut changes = PlateChanges::default();
-            for (plate, rights) in plates {
-                match rights {
-                    Some(rights) => changes.added.push((plate, rights)),
-                    None => changes.forget.push(plate),
-                }
-            }
-            Ok(Some(changes))
+            Ok(Some(gathering.finish()))
         })
         .await
-}
-
-/// The right a row of [`CHANGES_SQL`] added to `plate`, if it inserted a ticket that is still
-/// there, of that plate, active, of a provider.
-fn new_ticket(row: &rusqlite::Row<'_>, plate: &str) -> rusqlite::Result<Option<Right>> {
-    let (Some(seq), Some(now_of), Some(status), Some(ticket_id), Some(provider), Some(start_at)) = (
-        row.get::<_, Option<i64>>(1)?,
-        row.get::<_, Option<String>>(2)?,
-        row.get::<_, Option<String>>(3)?,
-        row.get::<_, Option<String>>(4)?,
-        row.get::<_, Option<String>>(5)?,
-        row.get::<_, Option<i64>>(6)?,
-    ) else {
-        return Ok(None);
-    };
-    let (end_at, lot): (Option<i64>, i64) = (row.get(7)?, row.get(8)?);
-    if now_of != plate || status != "active" {
-        return Ok(None);
-    }
-    Ok(Some(Right::Ticket {
-        lot,
-        provider: provider.into(),
-        ticket_id: ticket_id.into(),
-        start_at,
-        end_at,
-        seq,
-    }))
 }
 
 /// The rights of each of `plates`, every lot, that ended after `horizon` (or have not).

@@ -3,9 +3,9 @@
 //! the table `right_changes`, in commit order, migrations/sqlite/0006; PostgreSQL: the same
 //! table by transaction, read by [`poll`], migrations/postgres/0006). A plate whose rights
 //! changed is forgotten, and read again by the first check that asks for it (or by the task,
-//! once many are), so a write costs the memory no read; on SQLite a new ticket, whose change
-//! names it (migrations/sqlite/0008), is added to what the memory holds of its plate instead,
-//! read by its key with the change, so ingest does not have every plate read again.
+//! once many are), so a write costs the memory no read; a new ticket, whose change
+//! names it (migrations/*/0008), is added to what the memory holds of its plate instead, read
+//! by its key with the change, so ingest does not have every plate read again.
 //!
 //! A check uses the memory only when it holds every change committed that it must see: every
 //! change this process told a client was committed, and another's within moments. On SQLite the
@@ -19,6 +19,7 @@
 //! database as before and wakes the task that catches the memory up ([`catch_up`]).
 
 mod catch_up;
+mod changes;
 mod feed;
 mod plates;
 mod poll;

@@ -8,21 +8,41 @@
 //! count, [`crate::store::Store::writes_committed`]); another process's within
 //! [`super::POLL_SERVES`], for a check polls when the latest poll is older than that.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
+use super::changes::{Changed, Gathering, NewTicket, PlateChanges};
 use crate::http::AppError;
 
-/// The snapshot now, and the plates (`*`: everything) changed by the transactions visible in it
-/// but not in the snapshot `$1`; at most `$2` of them.
-const POLL_SQL: &str = "SELECT pg_current_snapshot()::text, ARRAY( \
-         SELECT DISTINCT COALESCE(plate, '*') FROM right_changes \
+/// The snapshot now, and the changes (of a plate, or null: everything) made by the transactions
+/// visible in it but not in the snapshot `$1`, at most `$2` of them, each with the ticket it
+/// inserted (if it did) as it is in that snapshot; when there is none, one row with the
+/// snapshot alone (`found` null).
+const POLL_SQL: &str = "WITH changed AS ( \
+         SELECT 1 AS found, plate, ticket FROM right_changes \
           WHERE xid >= pg_snapshot_xmin($1::pg_snapshot) \
             AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot) \
-          LIMIT $2)";
+          LIMIT $2) \
+     SELECT pg_current_snapshot()::text AS snapshot, c.found, c.plate, c.ticket, \
+            t.license_norm AS now_of, t.status, t.ticket_id, pr.name AS provider, t.start_at, \
+            t.end_at, t.parking_lot_id AS lot \
+       FROM (SELECT 1) AS one \
+       LEFT JOIN (changed c \
+                  LEFT JOIN tickets t ON t.id = c.ticket \
+                  LEFT JOIN principals pr ON pr.id = t.provider_id) ON TRUE";
+
+/// A row of [`POLL_SQL`].
+#[derive(sqlx::FromRow)]
+struct PollRow {
+    snapshot: String,
+    found: Option<i32>,
+    plate: Option<String>,
+    #[sqlx(flatten)]
+    ticket: NewTicket,
+}
 
 /// How long the changes are kept in `right_changes` for every instance to read.
 pub(super) const CHANGES_KEPT_FOR: Duration = Duration::from_secs(10 * 60);
@@ -30,14 +50,6 @@ pub(super) const CHANGES_KEPT_FOR: Duration = Duration::from_secs(10 * 60);
 const TRUST_A_POLL_FOR: Duration = Duration::from_secs(5 * 60);
 /// How often a snapshot is remembered as a mark to delete changes by.
 const MARK_EVERY: Duration = Duration::from_secs(10);
-
-/// What was learned and not yet applied.
-pub(super) enum Changed {
-    /// These plates.
-    Plates(Vec<String>),
-    /// Everything (a change many plates share, or the first poll).
-    Everything,
-}
 
 /// What the polls have found (see the module's description).
 #[derive(Default)]
@@ -50,7 +62,7 @@ struct State {
     /// Polls that found something to apply: the memory is current when it has applied what
     /// the first `received` of them found.
     received: i64,
-    plates: BTreeSet<String>,
+    plates: Gathering,
     everything: bool,
     /// This process's writes committed before the latest poll began.
     synced: u64,
@@ -82,7 +94,7 @@ impl Polls {
 
     /// Records a poll that began after this process's `writes`, took `snapshot` and found
     /// `changed` (`None`: everything); returns the polls to apply.
-    fn polled(&self, writes: u64, snapshot: String, changed: Option<Vec<String>>) -> i64 {
+    fn polled(&self, writes: u64, snapshot: String, changed: Option<PlateChanges>) -> i64 {
         let mut state = self.state();
         let now = Instant::now();
         if state
@@ -97,17 +109,17 @@ impl Polls {
         state.snapshot = Some((snapshot, now));
         state.synced = state.synced.max(writes);
         match changed {
-            Some(plates) if plates.is_empty() => {}
-            Some(plates) => {
+            Some(changes) if changes == PlateChanges::default() => {}
+            Some(changes) => {
                 state.received += 1;
                 if !state.everything {
-                    state.plates.extend(plates);
+                    state.plates.merge(changes);
                 }
             }
             None => {
                 state.received += 1;
                 state.everything = true;
-                state.plates.clear();
+                state.plates = Gathering::default();
             }
         }
         state.received
@@ -137,7 +149,7 @@ impl Polls {
         let changed = if everything || !loaded || plates.len() > most {
             Changed::Everything
         } else {
-            Changed::Plates(plates.into_iter().collect())
+            Changed::Plates(plates.finish())
         };
         (state.received, changed)
     }
@@ -146,7 +158,7 @@ impl Polls {
     pub(super) fn put_back(&self, changed: Changed) {
         let mut state = self.state();
         match changed {
-            Changed::Plates(plates) => state.plates.extend(plates),
+            Changed::Plates(changes) => state.plates.merge(changes),
             Changed::Everything => state.everything = true,
         }
     }
@@ -167,12 +179,25 @@ pub(super) async fn poll(
             .await?;
         return Ok(polls.polled(writes, snapshot, None));
     };
-    let (snapshot, plates): (String, Vec<String>) = sqlx::query_as(POLL_SQL)
+    let rows: Vec<PollRow> = sqlx::query_as(POLL_SQL)
         .bind(since)
         .bind(i64::try_from(most).unwrap_or(i64::MAX).saturating_add(1))
-        .fetch_one(pool)
+        .fetch_all(pool)
         .await?;
-    let changed = (plates.len() <= most && !plates.iter().any(|p| p == "*")).then_some(plates);
+    let snapshot = rows
+        .first()
+        .map(|row| row.snapshot.clone())
+        .ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!("a poll of the rights changed gave no row"))
+        })?;
+    let mut gathering = Gathering::default();
+    let mut changes = 0;
+    let mut everything = false;
+    for row in rows.into_iter().filter(|row| row.found.is_some()) {
+        changes += 1;
+        everything |= !gathering.push(row.plate, row.ticket);
+    }
+    let changed = (changes <= most && !everything).then(|| gathering.finish());
     Ok(polls.polled(writes, snapshot, changed))
 }
 
@@ -195,12 +220,16 @@ mod tests {
 
     fn plates(changed: Changed) -> Option<Vec<String>> {
         match changed {
-            Changed::Plates(plates) => Some(plates),
+            Changed::Plates(changes) => Some(changes.forget),
             Changed::Everything => None,
         }
     }
 
-    fn found(list: &[&str]) -> Option<Vec<String>> {
+    fn found(list: &[&str]) -> Option<PlateChanges> {
+        Some(PlateChanges::forget(list))
+    }
+
+    fn names(list: &[&str]) -> Option<Vec<String>> {
         Some(list.iter().map(|p| p.to_string()).collect())
     }
 
@@ -225,7 +254,7 @@ mod tests {
         polls.polled(0, "13:14:".into(), found(&["ABC123", "~0a1b"]));
         let (received, changed) = polls.take(true, 10);
         assert_eq!(received, 3);
-        assert_eq!(plates(changed), found(&["ABC123", "XYZ9", "~0a1b"]));
+        assert_eq!(plates(changed), names(&["ABC123", "XYZ9", "~0a1b"]));
         polls.polled(0, "14:15:".into(), None);
         polls.polled(0, "15:16:".into(), found(&["ABC123"]));
         assert_eq!(plates(polls.take(true, 10).1), None, "a change of all");
@@ -249,7 +278,7 @@ mod tests {
         polls.polled(0, "4:5:".into(), found(&["A1"]));
         let (_, changed) = polls.take(true, 2);
         polls.put_back(changed);
-        assert_eq!(plates(polls.take(true, 2).1), found(&["A1"]));
+        assert_eq!(plates(polls.take(true, 2).1), names(&["A1"]));
     }
 
     #[test]
