@@ -1,6 +1,7 @@
 //! Driving load: closed loops (the most the service does) and open loops (a constant arrival
 //! rate, each request timed from when it was due), and the table's rows.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -173,11 +174,10 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((user + system) as f64 / USER_HZ)
 }
 
-/// The CPU time every PostgreSQL server process on this machine has used so far (their
-/// command name is `postgres`); `None` if there is none. Processes that end in between are
-/// lost, which a benchmark's long-lived connections do not do.
-fn postgres_cpu_seconds() -> Option<f64> {
-    let mut total = None;
+/// The CPU time each PostgreSQL server process on this machine has used so far (their command
+/// name is `postgres`), by process id; `None` if there is none.
+fn postgres_cpu_seconds() -> Option<HashMap<u32, f64>> {
+    let mut each = HashMap::new();
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -190,10 +190,21 @@ fn postgres_cpu_seconds() -> Option<f64> {
         if comm.trim_end() == "postgres"
             && let Some(seconds) = cpu_seconds(pid)
         {
-            total = Some(total.unwrap_or(0.0) + seconds);
+            each.insert(pid, seconds);
         }
     }
-    total
+    (!each.is_empty()).then_some(each)
+}
+
+/// The CPU time PostgreSQL's processes used between two readings: each live one's since the
+/// first reading (or since it began). A process that ended in between is lost, so this is at
+/// least what the server spent: summing the readings instead, a connection that closed
+/// mid-run took its whole past with it, and the figure could even fall.
+fn postgres_cpu_between(before: &HashMap<u32, f64>, after: &HashMap<u32, f64>) -> f64 {
+    after
+        .iter()
+        .map(|(pid, now)| now - before.get(pid).copied().unwrap_or(0.0).min(*now))
+        .sum()
 }
 
 /// The machine's CPU time so far from `/proc/stat`, in clock ticks: (busy, all), where idle
@@ -238,7 +249,7 @@ impl BusyMeter {
 pub struct CpuMeter {
     service: u32,
     started: Option<(f64, f64)>,
-    database: Option<f64>,
+    database: Option<HashMap<u32, f64>>,
 }
 
 impl CpuMeter {
@@ -261,8 +272,11 @@ impl CpuMeter {
         match (self.started, now) {
             (Some((service0, own0)), Some((service1, own1))) if requests > 0 => {
                 let us = |s: f64| s * 1e6 / requests as f64;
-                let database = match self.database.zip(postgres_cpu_seconds()) {
-                    Some((db0, db1)) => format!(", PostgreSQL server {:.1} µs", us(db1 - db0)),
+                let database = match self.database.as_ref().zip(postgres_cpu_seconds()) {
+                    Some((db0, db1)) => format!(
+                        ", PostgreSQL server {:.1} µs",
+                        us(postgres_cpu_between(db0, &db1))
+                    ),
                     None => String::new(),
                 };
                 format!(
@@ -302,4 +316,18 @@ pub fn inside_service(before: &[(f64, u64)], after: &[(f64, u64)]) -> String {
         bound(0.99),
         bound(0.999)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_time_counts_live_processes_since_the_first_reading_and_never_falls() {
+        let before = HashMap::from([(10, 5.0), (11, 100.0), (12, 1.0)]);
+        // 10 used 2 s more, 11 ended, 13 began and used 0.5 s; 12's id now names a younger one.
+        let after = HashMap::from([(10, 7.0), (12, 0.2), (13, 0.5)]);
+        let spent = postgres_cpu_between(&before, &after);
+        assert!((spent - 2.5).abs() < 1e-9, "{spent}");
+    }
 }
