@@ -178,7 +178,8 @@ impl Right {
 
 /// The rights of every plate, as of change `through`: those of a plate that changed since it
 /// was last read are unknown until it is read again (by the check that asks for it, or the
-/// task once many are), so a write costs the memory nothing but forgetting.
+/// task once many are), so a write costs the memory nothing but forgetting; a new ticket,
+/// read with its change, is added instead ([`Plates::add`]).
 #[derive(Default)]
 pub(super) struct Plates {
     by_plate: HashMap<Box<str>, Box<[Right]>>,
