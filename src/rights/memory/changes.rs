@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::plates::Right;
+use super::right::Right;
 
 /// What was learned and not yet applied.
 #[derive(Debug, PartialEq)]

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use futures_util::TryStreamExt;
 
 use super::changes::{Gathering, NewTicket, PlateChanges};
-use super::plates::{Building, Plates, Right};
+use super::plates::{Building, Plates};
+use super::right::Right;
 use crate::http::AppError;
 use crate::rights::gather::{
     ALL_RIGHTS_SQL, PLATE_RIGHTS_SQL, PLATES_RIGHTS_SQL, RightRow, SQLITE_PLATES_RIGHTS_SQL,

@@ -23,6 +23,7 @@ mod changes;
 mod feed;
 mod plates;
 mod poll;
+mod right;
 
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, Ordering};
