@@ -25,6 +25,11 @@ pub(super) struct PlateChanges {
 }
 
 impl PlateChanges {
+    /// Whether no plate changed.
+    pub(super) fn is_empty(&self) -> bool {
+        self.forget.is_empty() && self.added.is_empty()
+    }
+
     /// Plates to read again and nothing to add.
     #[cfg(test)]
     pub(super) fn forget(plates: &[&str]) -> Self {

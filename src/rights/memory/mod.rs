@@ -340,21 +340,14 @@ mod tests {
     /// Open stays of plates `BULK{first}` … `BULK{last}` (and their changes), in one statement:
     /// changes that have the memory read their plates again.
     async fn bulk_of_stays(store: &Store, first: i64, last: i64) {
-        let Backend::Sqlite(db) = store.backend() else {
-            panic!("an SQLite store");
-        };
-        sqlx::query(
-            "WITH RECURSIVE n (i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2) \
+        let bulk = format!(
+            "WITH RECURSIVE n (i) AS (SELECT {first} UNION ALL SELECT i + 1 FROM n WHERE i < {last}) \
              INSERT INTO transactions (parking_lot_id, ticket_type, ticket_no, ticket_key, \
                  reference_no, entry_at, entry_event_id, exit_at) \
              SELECT 912, 4, 'BULK' || i, 'BULK' || i, 'r-bulk-' || i, 0, 'e-bulk-' || i, NULL \
-               FROM n",
-        )
-        .bind(first)
-        .bind(last)
-        .execute(&db.writer)
-        .await
-        .expect("the bulk of stays");
+               FROM n"
+        );
+        write(store, &[&bulk]).await;
     }
 
     /// Runs each of `statements` on the writer.

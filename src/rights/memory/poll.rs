@@ -109,7 +109,7 @@ impl Polls {
         state.snapshot = Some((snapshot, now));
         state.synced = state.synced.max(writes);
         match changed {
-            Some(changes) if changes == PlateChanges::default() => {}
+            Some(changes) if changes.is_empty() => {}
             Some(changes) => {
                 state.received += 1;
                 if !state.everything {
