@@ -100,49 +100,73 @@ where
     (total.len() as f64 / secs, total, errors)
 }
 
-/// The most requests an open loop has in flight.
+/// The most requests an open loop has in flight: the connections of a fleet of clients.
 const MAX_IN_FLIGHT: usize = 256;
 
-/// Requests due at a constant `rate` for `duration`, each timed from when it was due.
-pub async fn open_loop<F, Fut>(rate: f64, duration: Duration, make: F) -> (Histogram<u64>, u64)
+/// Requests due at a constant `rate` for `duration`, each timed from when it was due; `make`
+/// gives request `i`, to be sent on `client`. Errors only if the connections cannot be opened.
+///
+/// It opens `client`'s [`MAX_IN_FLIGHT`] connections first, with GET `warm`, as a fleet of
+/// clients keeps its own: opened on demand, a moment's backlog had the client open a few
+/// hundred connections at once, each an accept and a handshake on the cores the requests
+/// waited for, and the backlog fed itself (BENCHMARKS.md).
+///
+/// A thread of its own paces the requests and spawns each onto the runtime the moment it is
+/// due: tokio's timer wakes in whole milliseconds, which would add up to a millisecond to
+/// every latency measured here, and relaying each through an async task first cost another
+/// thread wake-up a request on the cores the service shares.
+pub async fn open_loop<F, Fut>(
+    client: &reqwest::Client,
+    rate: f64,
+    duration: Duration,
+    warm: &str,
+    make: F,
+) -> anyhow::Result<(Histogram<u64>, u64)>
 where
-    F: Fn(u64) -> Fut,
+    F: Fn(u64) -> Fut + Sync,
     Fut: std::future::Future<Output = bool> + Send + 'static,
 {
+    let opened = futures_util::future::join_all(
+        (0..MAX_IN_FLIGHT).map(|_| crate::succeeds(client.get(warm))),
+    )
+    .await;
+    anyhow::ensure!(
+        opened.iter().all(|ok| *ok),
+        "GET {warm} failed while opening the open loop's connections"
+    );
     let total = (rate * duration.as_secs_f64()) as u64;
-    // A thread of its own says when each request is due: tokio's timer wakes in whole
-    // milliseconds, which would add up to a millisecond to every latency measured here.
-    let (due_now, mut due) = tokio::sync::mpsc::unbounded_channel();
-    let start = Instant::now();
-    let pacer = std::thread::spawn(move || {
-        for i in 0..total {
-            let at = start + Duration::from_secs_f64(i as f64 / rate);
-            let now = Instant::now();
-            if at > now {
-                std::thread::sleep(at - now);
-            }
-            if due_now.send((i, at)).is_err() {
-                break;
-            }
-        }
-    });
-    let mut tasks = Vec::with_capacity(total as usize);
-    // At most this many requests in flight (so connections) at once, as a fleet of clients
-    // with their own connections would have; a request that waits for its turn still counts
-    // that wait, timed from when it was due.
+    let runtime = tokio::runtime::Handle::current();
+    // At most this many requests in flight (so connections) at once; a request that waits for
+    // its turn still counts that wait, timed from when it was due.
     let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
-    while let Some((i, due)) = due.recv().await {
-        let request = make(i);
-        let in_flight = in_flight.clone();
-        tasks.push(tokio::spawn(async move {
-            let ok = match in_flight.acquire_owned().await {
-                Ok(_turn) => request.await,
-                Err(_) => false,
-            };
-            (due.elapsed().as_micros() as u64, ok)
-        }));
-    }
-    let _ = pacer.join();
+    let pace = || {
+        let start = Instant::now();
+        let mut tasks = Vec::with_capacity(total as usize);
+        for i in 0..total {
+            let due = start + Duration::from_secs_f64(i as f64 / rate);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            let request = make(i);
+            let in_flight = in_flight.clone();
+            tasks.push(runtime.spawn(async move {
+                let ok = match in_flight.acquire_owned().await {
+                    Ok(_turn) => request.await,
+                    Err(_) => false,
+                };
+                (due.elapsed().as_micros() as u64, ok)
+            }));
+        }
+        tasks
+    };
+    // The pacer borrows `make`; this task waits for it (the runtime's workers run the requests).
+    let tasks = match tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| scope.spawn(pace).join())
+    }) {
+        Ok(tasks) => tasks,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
     let mut latency = histogram();
     let mut errors = 0;
     for task in tasks {
@@ -156,7 +180,7 @@ where
             Err(_) => errors += 1,
         }
     }
-    (latency, errors)
+    Ok((latency, errors))
 }
 
 /// Clock ticks per second in `/proc/<pid>/stat`: USER_HZ, which Linux reports to user space

@@ -40,7 +40,8 @@ impl Bench {
         };
         let acks: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
         let url = self.url("/api/v1/carparks/entries");
-        let (_, errors) = open_loop(rate, self.duration, |i| {
+        let healthz = self.url("/healthz");
+        let (_, errors) = open_loop(&self.client, rate, self.duration, &healthz, |i| {
             let body = json!({"facilityNo": 1, "carparkNo": 2, "ticketNo": format!("EV{i:07}"), "ticketType": 4});
             let request = self.client.post(&url).bearer_auth(&gate).json(&body);
             let acks = acks.clone();
@@ -56,7 +57,7 @@ impl Bench {
                 ok
             }
         })
-        .await;
+        .await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
         reader.abort();
         let arrivals = arrivals.lock().await;

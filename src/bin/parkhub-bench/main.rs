@@ -125,7 +125,7 @@ fn num_cpus() -> usize {
 }
 
 /// Sends `request`; true if the answer was a 2xx.
-async fn succeeds(request: reqwest::RequestBuilder) -> bool {
+pub(crate) async fn succeeds(request: reqwest::RequestBuilder) -> bool {
     request
         .send()
         .await
@@ -539,12 +539,17 @@ impl Bench {
         let sources = self.rights_sources().await?;
         let (from_memory, database) = (sources.0 - sources_before.0, sources.1 - sources_before.1);
         let target = (max_rate / 2.0).max(1.0);
+        let healthz = self.url("/healthz");
         let route = "/api/v1/parking-rights";
         let before = self.service_histogram(route).await?;
         let cores = BusyMeter::start();
-        let (latency, errors) =
-            open_loop(target, self.duration, |i| succeeds(make(1_000_000_000 + i))).await;
+        let half_cpu = self.cpu_meter();
+        let (latency, errors) = open_loop(&self.client, target, self.duration, &healthz, |i| {
+            succeeds(make(1_000_000_000 + i))
+        })
+        .await?;
         let busy = cores.busy();
+        let half_cpu = half_cpu.per_request(latency.len());
         let inside = inside_service(&before, &self.service_histogram(route).await?);
         // One plate's checks from the operator's log, while the checks above may still wait
         // for the plate index; then the wait for it, so the floor below runs on a service as
@@ -556,13 +561,15 @@ impl Bench {
         let indexed = self.check_log_indexed().await?;
         // The same arrival rate on GET /healthz: the latency this machine, the load generator
         // and the HTTP stack add to any request at that rate, the floor under the figure above.
-        let healthz = self.url("/healthz");
         let cores = BusyMeter::start();
-        let (floor, floor_errors) = open_loop(target, self.duration, |_| {
-            succeeds(self.client.get(&healthz))
-        })
-        .await;
+        let floor_cpu = self.cpu_meter();
+        let (floor, floor_errors) =
+            open_loop(&self.client, target, self.duration, &healthz, |_| {
+                succeeds(self.client.get(&healthz))
+            })
+            .await?;
         let floor_busy = cores.busy();
+        let floor_cpu = floor_cpu.per_request(floor.len());
         let (floor_p99, floor_p999) = (millis(&floor, 0.99), millis(&floor, 0.999));
         // The operator's log of every check above: the newest page (and the count of all),
         // and one plate's checks once all are in the plate index.
@@ -576,7 +583,7 @@ impl Bench {
             latency: Some(latency),
             errors: errors + errors_max + floor_errors,
             notes: format!(
-                "max req/s closed loop ({cpu}; {from_memory} answered from the rights memory, {database} from the database); latency at {target:.0}/s (half), {busy}, {inside}, where GET /healthz has p99 {floor_p99:.2} ms, p99.9 {floor_p999:.2} ms, {floor_busy}; preloaded {tickets} tickets, {permits} permits, {stays} stays in {load_secs:.0} s{memory}; GET valid-plates (first 500 of {valid}) in {list_secs:.2} s, the next page in {next_ms:.1} ms; check log of {logged}: one plate's {plate_checks} in {plate_ms:.1} ms right after the checks, {indexed}, then {plate_indexed_ms:.1} ms; newest page in {newest_ms:.1} ms"
+                "max req/s closed loop ({cpu}; {from_memory} answered from the rights memory, {database} from the database); latency at {target:.0}/s (half), {busy} ({half_cpu}), {inside}, where GET /healthz has p99 {floor_p99:.2} ms, p99.9 {floor_p999:.2} ms, {floor_busy} ({floor_cpu}); preloaded {tickets} tickets, {permits} permits, {stays} stays in {load_secs:.0} s{memory}; GET valid-plates (first 500 of {valid}) in {list_secs:.2} s, the next page in {next_ms:.1} ms; check log of {logged}: one plate's {plate_checks} in {plate_ms:.1} ms right after the checks, {indexed}, then {plate_indexed_ms:.1} ms; newest page in {newest_ms:.1} ms"
             ),
         })
     }
