@@ -111,6 +111,16 @@ async fn run(database: &str, args: &Args) -> anyhow::Result<()> {
         failed |= row.errors > 0;
         row.print(floor.filter(|_| name != "floor-http"));
     }
+    // This machine's speed drifts within minutes: the floor again at the end of a full run
+    // shows how far the ratios above (to the first floor) may be off.
+    if args.scenario.is_none() {
+        // (after a second for the last scenario's sockets to close)
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut again = bench.floor_http().await?;
+        failed |= again.errors > 0;
+        again.name = "floor-http (end)";
+        again.print(floor);
+    }
     bench.stop().await;
     if failed {
         bail!("some requests failed: the figures above are not valid");
