@@ -150,6 +150,11 @@ impl TestServer {
         // that every check about any instant is answered from it (on SQLite); tests of the
         // default set it back.
         config.rights_memory_keep = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+        // Plates are kept as sent: tests write tickets that ended years ago (the seed's 2023
+        // dates), and the pseudonymisation pass, which first runs as the service starts, would
+        // otherwise replace their plates whenever it happened to run after a write. The tests
+        // of pseudonymisation set their own retention.
+        config.plate_retention = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
         configure(&mut config);
         let task = tokio::spawn(parkhub::serve_with_store(
             store.clone(),
