@@ -108,6 +108,9 @@ pub struct TestServer {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// Longer than any date a test writes is in the past.
+const A_CENTURY: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+
 impl TestServer {
     pub async fn start(backend: Backend) -> Self {
         Self::start_with(backend, |_| {}).await
@@ -149,12 +152,12 @@ impl TestServer {
         // The rights memory keeps every right the tests write, however long ago it ended, so
         // that every check about any instant is answered from it (on SQLite); tests of the
         // default set it back.
-        config.rights_memory_keep = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+        config.rights_memory_keep = A_CENTURY;
         // Plates are kept as sent: tests write tickets that ended years ago (the seed's 2023
         // dates), and the pseudonymisation pass, which first runs as the service starts, would
         // otherwise replace their plates whenever it happened to run after a write. The tests
         // of pseudonymisation set their own retention.
-        config.plate_retention = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+        config.plate_retention = A_CENTURY;
         configure(&mut config);
         let task = tokio::spawn(parkhub::serve_with_store(
             store.clone(),

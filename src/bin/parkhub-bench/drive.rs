@@ -155,13 +155,13 @@ where
             while i < total && due(i) <= now {
                 let request = make(i);
                 let in_flight = in_flight.clone();
-                let due = due(i);
+                let was_due = due(i);
                 tasks.push(runtime.spawn(async move {
                     let ok = match in_flight.acquire_owned().await {
                         Ok(_turn) => request.await,
                         Err(_) => false,
                     };
-                    (due.elapsed().as_micros() as u64, ok)
+                    (was_due.elapsed().as_micros() as u64, ok)
                 }));
                 i += 1;
             }
