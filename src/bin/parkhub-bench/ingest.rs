@@ -1,5 +1,5 @@
-//! Ticket ingest: distinct CreateOrUpdates from 64 clients, into an empty database and into
-//! the data rights-check preloads.
+//! Ticket ingest: distinct CreateOrUpdates from 64 clients (`--concurrency`), into an empty
+//! database and into the data rights-check preloads.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -40,8 +40,8 @@ impl Bench {
         Ok(row)
     }
 
-    /// Distinct CreateOrUpdates of tickets `{id}-{n}` for plates `{plate}{n:07}`, 64 clients
-    /// from 4 providers, for the run's duration.
+    /// Distinct CreateOrUpdates of tickets `{id}-{n}` for plates `{plate}{n:07}`, from the run's
+    /// clients (64 unless told, as floor-http) for 4 providers, for the run's duration.
     async fn ingest(
         &self,
         name: &'static str,
@@ -68,7 +68,7 @@ impl Bench {
         let counter = AtomicU64::new(0);
         let batches_before = self.write_batches().await?;
         let cpu = self.cpu_meter();
-        let (rate, latency, errors) = closed_loop(64, self.duration, |worker| {
+        let (rate, latency, errors) = closed_loop(self.concurrency, self.duration, |worker| {
             let n = counter.fetch_add(1, Ordering::Relaxed);
             // Written out as text: building a JSON value and serializing it cost the load
             // generator, on the service's cores, about a tenth more a request (BENCHMARKS.md).
@@ -98,7 +98,8 @@ impl Bench {
             latency: Some(latency),
             errors,
             notes: format!(
-                "64 concurrent, 4 providers; {durability}, {per_commit:.1} tickets a commit; {cpu}{about}"
+                "{} concurrent, 4 providers; {durability}, {per_commit:.1} tickets a commit; {cpu}{about}",
+                self.concurrency
             ),
         })
     }

@@ -51,9 +51,10 @@ struct Args {
     /// Seconds per throughput or latency measurement.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
-    /// Concurrent clients for throughput scenarios.
-    #[arg(long, default_value_t = 64)]
-    concurrency: usize,
+    /// Concurrent clients for the closed-loop scenarios (floor-http, ticket-ingest and the
+    /// rights-check maximum).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
     /// Fraction of the full data sizes (1,000,000 tickets, 100,000 permits, 10,000 stays,
     /// 100,000 queued events, 10,000 sockets).
     #[arg(long, default_value_t = 1.0)]
@@ -222,7 +223,7 @@ impl Bench {
             operator,
             client,
             duration: Duration::from_secs_f64(args.duration),
-            concurrency: args.concurrency,
+            concurrency: usize::from(args.concurrency),
             scale: args.scale,
             idle_rss_kib: 0,
             ingest_lot: tokio::sync::OnceCell::new(),
