@@ -21,6 +21,7 @@ backend_tests!(
     paging_is_stable_while_tickets_arrive,
     list_filters_and_page_parameters,
     only_providers_may_use_the_ticket_api,
+    lots_and_providers_that_tickets_name_cannot_be_deleted,
 );
 
 async fn seed_example_is_stored_and_listed_in_local_time(backend: Backend) {
@@ -503,4 +504,71 @@ async fn only_providers_may_use_the_ticket_api(backend: Backend) {
         let (status, body) = server.get(TICKETS, token).await;
         assert_error(status, &body, StatusCode::FORBIDDEN);
     }
+}
+
+/// Runs `sql` with `id` bound on the service's database, as an operator would by hand.
+/// The error's kind, if it failed.
+async fn delete_by_hand(
+    server: &common::TestServer,
+    sql: &str,
+    id: i64,
+) -> Result<u64, Option<sqlx::error::ErrorKind>> {
+    use parkhub::store::Backend as Db;
+    let done = match server.store.backend() {
+        Db::Sqlite(db) => {
+            let mut conn = db.writer.acquire().await.unwrap();
+            let done = sqlx::query(sql).bind(id).execute(&mut *conn).await;
+            done.map(|r| r.rows_affected())
+        }
+        Db::Postgres(pool) => sqlx::query(sql)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()),
+    };
+    done.map_err(|e| e.as_database_error().map(|e| e.kind()))
+}
+
+/// PostgreSQL names a ticket's lot and provider without foreign keys (migration 0009: checking
+/// them locked the lot's row in every ticket's transaction); a trigger still refuses deleting
+/// what tickets name, as SQLite's keys do.
+async fn lots_and_providers_that_tickets_name_cannot_be_deleted(backend: Backend) {
+    let (server, token) = setup(backend).await;
+    server.lot(13, 130, "Europe/Stockholm").await;
+    let (provider, _) = server.provider("quiet", None).await;
+    push(&server, &token, &seed_ticket("kept")).await;
+    let easypark = list(&server, &token, "").await["data"][0].clone();
+    assert_eq!(easypark["parkingLotId"], 12);
+
+    let refused = delete_by_hand(&server, "DELETE FROM parking_lots WHERE id = $1", 12).await;
+    assert_eq!(
+        refused,
+        Err(Some(sqlx::error::ErrorKind::ForeignKeyViolation)),
+        "a lot with tickets must stay"
+    );
+    let owner: i64 = {
+        use parkhub::store::Backend as Db;
+        let sql = "SELECT provider_id FROM tickets WHERE ticket_id = 'kept'";
+        match server.store.backend() {
+            Db::Sqlite(db) => sqlx::query_scalar(sql).fetch_one(&db.reader).await.unwrap(),
+            Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        }
+    };
+    let refused = delete_by_hand(&server, "DELETE FROM principals WHERE id = $1", owner).await;
+    assert_eq!(
+        refused,
+        Err(Some(sqlx::error::ErrorKind::ForeignKeyViolation)),
+        "a provider with tickets must stay"
+    );
+    assert_eq!(list(&server, &token, "").await["data"][0], easypark);
+
+    // What no ticket names can go.
+    assert_eq!(
+        delete_by_hand(&server, "DELETE FROM parking_lots WHERE id = $1", 13).await,
+        Ok(1)
+    );
+    assert_eq!(
+        delete_by_hand(&server, "DELETE FROM principals WHERE id = $1", provider).await,
+        Ok(1)
+    );
 }
