@@ -466,6 +466,32 @@ async fn list_filters_and_page_parameters(backend: Backend) {
         ids(&list(&server, &token, "?updatedSince=0").await).len(),
         3
     );
+    // updatedSince with the other filters and paging (on SQLite a query of its own, by the
+    // tickets' time index), never another provider's tickets
+    let (_, other) = server.provider("other", None).await;
+    push(&server, &other, &seed_ticket("o-1")).await;
+    assert_eq!(
+        ids(&list(&server, &token, "?updatedSince=0&licenseNumber=ABC%20123").await),
+        ["f-1", "f-3"]
+    );
+    assert_eq!(
+        ids(&list(&server, &token, "?updatedSince=0&parkingLotId=14").await),
+        ["f-3"]
+    );
+    let paged = list(&server, &token, "?updatedSince=0&perPage=2&page=2").await;
+    assert_eq!(ids(&paged), ["f-3"]);
+    assert_eq!(paged["meta"]["total"], 3);
+    // a cutoff between writes: only what was written from that second on
+    let cutoff = jiff::Timestamp::now().as_second() + 1;
+    tokio::time::sleep(std::time::Duration::from_millis(
+        1050 - jiff::Timestamp::now().subsec_millisecond() as u64,
+    ))
+    .await;
+    push(&server, &token, &b).await;
+    push(&server, &other, &seed_ticket("o-2")).await;
+    let since = list(&server, &token, &format!("?updatedSince={cutoff}")).await;
+    assert_eq!(ids(&since), ["f-2"]);
+    assert_eq!(since["meta"]["total"], 1);
 
     let second = list(&server, &token, "?perPage=2&page=2").await;
     assert_eq!(ids(&second), ["f-3"]);

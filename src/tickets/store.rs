@@ -406,14 +406,25 @@ pub async fn list(
 ) -> Result<(Vec<StoredTicket>, i64), AppError> {
     const WHERE: &str = "t.provider_id = $1 AND ($2 IS NULL OR t.license_norm = $2) \
          AND ($3 IS NULL OR t.parking_lot_id = $3) AND ($4 IS NULL OR t.updated_at >= $4)";
+    // SQLite indexes tickets by (updated_at, provider_id) (migration sqlite/0009): an
+    // updatedSince is a range of that index, the provider read from it. Named, because without
+    // statistics SQLite would rather scan the whole table in id order or go by the provider.
+    const WHERE_SQLITE_SINCE: &str = "t.provider_id = $1 AND ($2 IS NULL OR t.license_norm = $2) \
+         AND ($3 IS NULL OR t.parking_lot_id = $3) AND t.updated_at >= $4";
     let since = filter.updated_since.map(to_micros);
+    let (index, where_) = match store.backend() {
+        Backend::Sqlite(_) if since.is_some() => {
+            (" INDEXED BY tickets_updated", WHERE_SQLITE_SINCE)
+        }
+        _ => ("", WHERE),
+    };
     let (rows, total): (Vec<TicketRow>, i64) = read!(store, |db| {
         let rows = sqlx::query_as(&format!(
             "SELECT t.ticket_id, t.parking_lot_id, l.zone_code, l.time_zone, t.license_raw, \
                     t.start_at, t.end_at, t.cost_amount, t.cost_vat_rate, t.cost_currency, \
                     t.status, t.canceled_at, t.created_at, t.updated_at \
-             FROM tickets t JOIN parking_lots l ON l.id = t.parking_lot_id \
-             WHERE {WHERE} ORDER BY t.id LIMIT $5 OFFSET $6"
+             FROM tickets t{index} JOIN parking_lots l ON l.id = t.parking_lot_id \
+             WHERE {where_} ORDER BY t.id LIMIT $5 OFFSET $6"
         ))
         .bind(provider_id)
         .bind(filter.license_norm.as_deref())
@@ -423,13 +434,15 @@ pub async fn list(
         .bind(offset)
         .fetch_all(db)
         .await?;
-        let total = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM tickets t WHERE {WHERE}"))
-            .bind(provider_id)
-            .bind(filter.license_norm.as_deref())
-            .bind(filter.parking_lot_id)
-            .bind(since)
-            .fetch_one(db)
-            .await?;
+        let total = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM tickets t{index} WHERE {where_}"
+        ))
+        .bind(provider_id)
+        .bind(filter.license_norm.as_deref())
+        .bind(filter.parking_lot_id)
+        .bind(since)
+        .fetch_one(db)
+        .await?;
         (rows, total)
     });
     let tickets = rows
