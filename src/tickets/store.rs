@@ -404,20 +404,20 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<StoredTicket>, i64), AppError> {
-    const WHERE: &str = "t.provider_id = $1 AND ($2 IS NULL OR t.license_norm = $2) \
-         AND ($3 IS NULL OR t.parking_lot_id = $3) AND ($4 IS NULL OR t.updated_at >= $4)";
-    // SQLite indexes tickets by (updated_at, provider_id) (migration sqlite/0009): an
+    let since = filter.updated_since.map(to_micros);
+    // SQLite indexes tickets by (updated_at, provider_id) (migration sqlite/0009): there an
     // updatedSince is a range of that index, the provider read from it. Named, because without
     // statistics SQLite would rather scan the whole table in id order or go by the provider.
-    const WHERE_SQLITE_SINCE: &str = "t.provider_id = $1 AND ($2 IS NULL OR t.license_norm = $2) \
-         AND ($3 IS NULL OR t.parking_lot_id = $3) AND t.updated_at >= $4";
-    let since = filter.updated_since.map(to_micros);
-    let (index, where_) = match store.backend() {
+    let (index, since_term) = match store.backend() {
         Backend::Sqlite(_) if since.is_some() => {
-            (" INDEXED BY tickets_updated", WHERE_SQLITE_SINCE)
+            (" INDEXED BY tickets_updated", "t.updated_at >= $4")
         }
-        _ => ("", WHERE),
+        _ => ("", "($4 IS NULL OR t.updated_at >= $4)"),
     };
+    let where_ = format!(
+        "t.provider_id = $1 AND ($2 IS NULL OR t.license_norm = $2) \
+         AND ($3 IS NULL OR t.parking_lot_id = $3) AND {since_term}"
+    );
     let (rows, total): (Vec<TicketRow>, i64) = read!(store, |db| {
         let rows = sqlx::query_as(&format!(
             "SELECT t.ticket_id, t.parking_lot_id, l.zone_code, l.time_zone, t.license_raw, \
