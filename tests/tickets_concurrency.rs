@@ -94,10 +94,14 @@ async fn a_burst_of_tickets_is_stored_each_as_sent(backend: Backend) {
         )
         .await;
     }
-    let (batches, jobs) = (
-        server.metric("parkhub_write_batches_total").await,
-        server.metric("parkhub_write_batch_jobs_total").await,
-    );
+    // group commit's figures, read together so a batch cannot land between them
+    const BATCHES: [&str; 4] = [
+        "parkhub_write_batches_total",
+        "parkhub_write_batch_jobs_total",
+        "parkhub_write_batch_duration_seconds_count",
+        "parkhub_write_batch_duration_seconds_sum",
+    ];
+    let before = server.metrics(&BATCHES).await;
     // all at once: the requests run concurrently on the test server's client
     let requests = (0..160_i64).map(|i| {
         let token = if i % 2 == 0 { &first } else { &second };
@@ -117,11 +121,17 @@ async fn a_burst_of_tickets_is_stored_each_as_sent(backend: Backend) {
         }
     });
     let answers = futures_util::future::join_all(requests).await;
-    // /metrics shows how they were gathered: every ticket in some committed batch
-    let batches = server.metric("parkhub_write_batches_total").await - batches;
-    let jobs = server.metric("parkhub_write_batch_jobs_total").await - jobs;
-    assert_eq!(jobs, 160, "each ticket written in a batch, once");
-    assert!((1..=160).contains(&batches), "{batches} batches");
+    // /metrics shows how they were gathered: every ticket in some committed batch, and how
+    // long each batch took the database
+    let after = server.metrics(&BATCHES).await;
+    let [batches, jobs, timed, seconds] = [0, 1, 2, 3].map(|i| after[i] - before[i]);
+    assert_eq!(jobs, 160.0, "each ticket written in a batch, once");
+    assert!((1.0..=160.0).contains(&batches), "{batches} batches");
+    assert_eq!(timed, batches, "each batch timed once");
+    assert!(
+        seconds > 0.0 && seconds < 60.0,
+        "{seconds} s in {batches} batches"
+    );
     let mut sent = std::collections::HashMap::new();
     for (i, id, status) in answers {
         let canceled = id.starts_with("b-canceled") && i % 2 == 0;

@@ -139,6 +139,11 @@ impl Metrics {
                 "writes in those batches: ticket upserts, and on SQLite the check log's flushes",
                 counts.jobs.clone(),
             );
+            registry.register(
+                "write_batch_duration_seconds",
+                "how long each of those batches took the database, from its first statement until its commit (with SQLite's fsync) returned",
+                counts.seconds.clone(),
+            );
         }
     }
 

@@ -125,10 +125,11 @@ async fn lane<J: Batched>(
             gather(&mut receiver, &mut batch, MAX_BATCH).await;
         }
         let (jobs, replies): (Vec<J>, Vec<_>) = batch.drain(..).unzip();
+        let started = std::time::Instant::now();
         let results = run(&pool, &jobs).await;
         // Before any caller is answered: what it was told is committed is counted.
         committed.fetch_add(1, Ordering::AcqRel);
-        counts.committed(jobs.len());
+        counts.committed(jobs.len(), started.elapsed());
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
         }

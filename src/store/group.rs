@@ -170,8 +170,12 @@ async fn committer(
             Ok(_turn) => {
                 let file = file.clone();
                 let held = conn.take();
-                let ran =
-                    tokio::task::spawn_blocking(move || run_batch_on(held, &file, &jobs)).await;
+                let ran = tokio::task::spawn_blocking(move || {
+                    let started = std::time::Instant::now();
+                    let (outcome, kept) = run_batch_on(held, &file, &jobs);
+                    (outcome.map(|results| (results, started.elapsed())), kept)
+                })
+                .await;
                 match ran {
                     Ok((outcome, kept)) => {
                         conn = kept;
@@ -185,8 +189,8 @@ async fn committer(
             Err(err) => Err(err.into()),
         };
         match outcome {
-            Ok(results) => {
-                counts.committed(results.len());
+            Ok((results, took)) => {
+                counts.committed(results.len(), took);
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }

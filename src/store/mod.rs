@@ -72,18 +72,34 @@ pub struct Store {
     batches: BatchCounts,
 }
 
-/// How well group commit gathers: batches committed, and the writes they held (`/metrics`).
-#[derive(Clone, Default)]
+/// How well group commit gathers: batches committed, the writes they held, and how long each
+/// took the database, from its first statement until its commit returned (`/metrics`).
+#[derive(Clone)]
 pub struct BatchCounts {
     pub batches: prometheus_client::metrics::counter::Counter,
     pub jobs: prometheus_client::metrics::counter::Counter,
+    pub seconds: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for BatchCounts {
+    fn default() -> Self {
+        Self {
+            batches: Default::default(),
+            jobs: Default::default(),
+            // 50 µs to about 1.6 s: an fsync is a few hundred microseconds on a good disk
+            seconds: prometheus_client::metrics::histogram::Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.00005, 2.0, 16),
+            ),
+        }
+    }
 }
 
 impl BatchCounts {
-    /// A batch of `jobs` writes has committed.
-    pub fn committed(&self, jobs: usize) {
+    /// A batch of `jobs` writes has committed after `took` on the database.
+    pub fn committed(&self, jobs: usize, took: std::time::Duration) {
         self.batches.inc();
         self.jobs.inc_by(jobs as u64);
+        self.seconds.observe(took.as_secs_f64());
     }
 }
 

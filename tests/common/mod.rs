@@ -197,6 +197,21 @@ impl TestServer {
 
     /// The value of the unlabelled metric `name` (e.g. `parkhub_..._total`) in /metrics.
     pub async fn metric(&self, name: &str) -> u64 {
+        let value = self.metric_f64(name).await;
+        assert!(
+            value >= 0.0 && value.fract() == 0.0,
+            "{name} is {value}, not a count"
+        );
+        value as u64
+    }
+
+    /// A metric's value as Prometheus prints it, e.g. a histogram's `_sum` of seconds.
+    pub async fn metric_f64(&self, name: &str) -> f64 {
+        self.metrics(&[name]).await[0]
+    }
+
+    /// The values of `names`, all from one reading of /metrics.
+    pub async fn metrics(&self, names: &[&str]) -> Vec<f64> {
         let text = self
             .client
             .get(self.url("/metrics"))
@@ -206,10 +221,15 @@ impl TestServer {
             .text()
             .await
             .unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|value| value.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in {text}"))
+        names
+            .iter()
+            .map(|name| {
+                text.lines()
+                    .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+                    .and_then(|value| value.trim().parse().ok())
+                    .unwrap_or_else(|| panic!("no {name} in {text}"))
+            })
+            .collect()
     }
 
     /// Sends a request with an optional bearer token and JSON body; returns status and JSON.

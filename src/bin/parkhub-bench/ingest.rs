@@ -86,8 +86,13 @@ impl Bench {
         .await;
         let cpu = cpu.per_request(latency.len());
         let batches = self.write_batches().await?;
-        let (commits, written) = (batches.0 - batches_before.0, batches.1 - batches_before.1);
+        let (commits, written, seconds) = (
+            batches.0 - batches_before.0,
+            batches.1 - batches_before.1,
+            batches.2 - batches_before.2,
+        );
         let per_commit = written / commits.max(1.0);
+        let batch_micros = seconds / commits.max(1.0) * 1e6;
         let durability = match self.store.backend() {
             Backend::Sqlite(_) => "SQLite WAL synchronous=FULL, group commit",
             Backend::Postgres(_) => "PostgreSQL synchronous_commit=on",
@@ -98,7 +103,7 @@ impl Bench {
             latency: Some(latency),
             errors,
             notes: format!(
-                "{} concurrent, 4 providers; {durability}, {per_commit:.1} tickets a commit; {cpu}{about}",
+                "{} concurrent, 4 providers; {durability}, {per_commit:.1} tickets a commit, {batch_micros:.0} µs a batch on the database; {cpu}{about}",
                 self.concurrency
             ),
         })

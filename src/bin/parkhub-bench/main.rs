@@ -293,12 +293,14 @@ impl Bench {
         Ok(metric_value(&text, "parkhub_rights_memory_loads_total"))
     }
 
-    /// Group commit's batches and the writes in them so far.
-    async fn write_batches(&self) -> anyhow::Result<(f64, f64)> {
+    /// Group commit's batches, the writes in them, and the seconds they took the database, so
+    /// far.
+    async fn write_batches(&self) -> anyhow::Result<(f64, f64, f64)> {
         let text = self.metrics_text().await?;
         Ok((
             metric_value(&text, "parkhub_write_batches_total"),
             metric_value(&text, "parkhub_write_batch_jobs_total"),
+            metric_value(&text, "parkhub_write_batch_duration_seconds_sum"),
         ))
     }
 
