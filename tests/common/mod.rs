@@ -197,7 +197,7 @@ impl TestServer {
 
     /// The value of the unlabelled metric `name` (e.g. `parkhub_..._total`) in /metrics.
     pub async fn metric(&self, name: &str) -> u64 {
-        let value = self.metric_f64(name).await;
+        let value = self.metrics(&[name]).await[0];
         assert!(
             value >= 0.0 && value.fract() == 0.0,
             "{name} is {value}, not a count"
@@ -205,12 +205,8 @@ impl TestServer {
         value as u64
     }
 
-    /// A metric's value as Prometheus prints it, e.g. a histogram's `_sum` of seconds.
-    pub async fn metric_f64(&self, name: &str) -> f64 {
-        self.metrics(&[name]).await[0]
-    }
-
-    /// The values of `names`, all from one reading of /metrics.
+    /// The values of `names` as Prometheus prints them (a histogram's `_sum` in seconds, say),
+    /// all from one reading of /metrics.
     pub async fn metrics(&self, names: &[&str]) -> Vec<f64> {
         let text = self
             .client
