@@ -20,6 +20,7 @@ backend_tests!(
     rendering_follows_both_daylight_saving_changes,
     paging_is_stable_while_tickets_arrive,
     list_filters_and_page_parameters,
+    a_large_and_a_small_providers_pages_are_their_tickets_in_order,
     only_providers_may_use_the_ticket_api,
     lots_and_providers_that_tickets_name_cannot_be_deleted,
 );
@@ -516,6 +517,107 @@ async fn list_filters_and_page_parameters(backend: Backend) {
     ] {
         let (status, body) = server.get(&format!("{TICKETS}{query}"), &token).await;
         assert_invalid(status, &body, field);
+    }
+}
+
+/// A ticket as pushed: (ticketId, lot, plate).
+type Pushed = (String, i64, String);
+
+/// A listing's query and which of the tickets pushed it keeps.
+type Filter = (&'static str, fn(&Pushed) -> bool);
+
+async fn a_large_and_a_small_providers_pages_are_their_tickets_in_order(backend: Backend) {
+    // 78 tickets of one provider and 2 of another, interleaved, over two lots and five plates:
+    // on SQLite the large provider's pages are read in id order and the small one's by index
+    // (tickets::store::page_read); either way a page holds the provider's matching tickets in
+    // the order they were created, and the total counts them.
+    let (server, large) = setup(backend).await;
+    server.lot(14, 140, "Europe/Stockholm").await;
+    let (_, small) = server.provider("small", None).await;
+    let (mut mine, mut theirs): (Vec<Pushed>, Vec<Pushed>) = (Vec::new(), Vec::new());
+    for i in 0..80 {
+        let lot = if i % 3 == 0 { 14 } else { 12 };
+        let plate = format!("P{}", i % 5);
+        let mut ticket = seed_ticket(&format!("t-{i:02}"));
+        ticket["parkingLotId"] = json!(lot);
+        ticket["licenseNumber"] = json!(plate);
+        let (token, pushed) = if i % 40 == 0 {
+            (&small, &mut theirs)
+        } else {
+            (&large, &mut mine)
+        };
+        push(&server, token, &ticket).await;
+        pushed.push((format!("t-{i:02}"), lot, plate));
+    }
+    // and a provider that started last: its 10 tickets are the table's last; on SQLite its
+    // first page of 5 is looked for in id order among the first 50 rows, not found there, and
+    // read by index
+    let (_, late) = server.provider("late", None).await;
+    let mut latest: Vec<Pushed> = Vec::new();
+    for i in 80..90 {
+        let mut ticket = seed_ticket(&format!("t-{i:02}"));
+        ticket["licenseNumber"] = json!("P0");
+        push(&server, &late, &ticket).await;
+        latest.push((format!("t-{i:02}"), 12, "P0".to_owned()));
+    }
+    assert_eq!((mine.len(), theirs.len()), (78, 2));
+    let filters: [Filter; 7] = [
+        ("", |_| true),
+        ("licenseNumber=P2", |t| t.2 == "P2"),
+        ("parkingLotId=14", |t| t.1 == 14),
+        ("licenseNumber=P0&parkingLotId=12", |t| {
+            t.2 == "P0" && t.1 == 12
+        }),
+        ("updatedSince=0", |_| true),
+        ("updatedSince=0&parkingLotId=12", |t| t.1 == 12),
+        ("updatedSince=0&licenseNumber=P0", |t| t.2 == "P0"),
+    ];
+    for (token, pushed, per_page) in [
+        (&large, &mine, 7),
+        (&small, &theirs, 7),
+        (&late, &latest, 5),
+    ] {
+        for (query, keep) in filters {
+            let expected: Vec<&str> = pushed
+                .iter()
+                .filter(|t| keep(t))
+                .map(|t| t.0.as_str())
+                .collect();
+            let mut seen: Vec<String> = Vec::new();
+            let mut page = 1;
+            loop {
+                let path = format!("?{query}&perPage={per_page}&page={page}");
+                let body = list(&server, token, &path).await;
+                assert_eq!(body["meta"]["total"], expected.len(), "{query} page {page}");
+                let data = body["data"].as_array().unwrap();
+                if data.is_empty() {
+                    break;
+                }
+                seen.extend(
+                    data.iter()
+                        .map(|t| t["ticketId"].as_str().unwrap().to_owned()),
+                );
+                page += 1;
+                assert!(page <= 20, "{query}: paging did not end");
+            }
+            assert_eq!(seen, expected, "{query}");
+            assert_eq!(
+                page,
+                expected.len().div_ceil(per_page) + 1,
+                "{query}: an empty page after the last"
+            );
+            let all = list(&server, token, &format!("?{query}&perPage=500")).await;
+            assert_eq!(
+                all["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["ticketId"].as_str().unwrap())
+                    .collect::<Vec<_>>(),
+                expected,
+                "{query}, one page"
+            );
+        }
     }
 }
 

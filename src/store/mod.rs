@@ -443,6 +443,28 @@ macro_rules! read {
     };
 }
 
+/// A value bound to a statement whose filters are chosen at run time (see [`bind_all!`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Param<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+/// Binds each [`Param`] of `$params` to `$query`, in order.
+#[macro_export]
+macro_rules! bind_all {
+    ($query:expr, $params:expr) => {{
+        let mut query = $query;
+        for param in $params {
+            query = match *param {
+                $crate::store::Param::Text(text) => query.bind(text),
+                $crate::store::Param::Int(int) => query.bind(int),
+            };
+        }
+        query
+    }};
+}
+
 /// Runs `$body` in one write transaction, with `$tx` bound to it; commits when the body
 /// finishes, rolls back when it returns early with `?`. On SQLite the transaction takes the
 /// write lock up front (`BEGIN IMMEDIATE`).

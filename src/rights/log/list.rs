@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use crate::domain::time::{from_micros, to_micros};
 use crate::http::AppError;
-use crate::read;
-use crate::store::Store;
+use crate::store::{Param, Store};
+use crate::{bind_all, read};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -50,12 +50,6 @@ pub struct CheckFilter {
     pub parking_lot_id: Option<i64>,
     pub from: Option<Timestamp>,
     pub to: Option<Timestamp>,
-}
-
-/// A value a filter binds.
-enum Param<'a> {
-    Text(&'a str),
-    Int(i64),
 }
 
 impl CheckFilter {
@@ -162,20 +156,6 @@ impl CheckFilter {
 /// The columns a listing reads from the log.
 const LISTED: &str = "c.id, c.principal_id, c.license_norm, c.parking_lot_id, c.zone_code, \
                       c.at, c.allowed, c.grace, c.kinds, c.checked_at";
-
-/// Binds `$params` to `$query` in order.
-macro_rules! bind_all {
-    ($query:expr, $params:expr) => {{
-        let mut query = $query;
-        for param in $params {
-            query = match *param {
-                Param::Text(text) => query.bind(text),
-                Param::Int(int) => query.bind(int),
-            };
-        }
-        query
-    }};
-}
 
 /// A page of checks, newest first, and how many match. Each filter has an index that also
 /// gives the order ((plate | lot, checked_at), checked_at), so a page and its count read only
