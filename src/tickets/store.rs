@@ -9,7 +9,7 @@ use crate::http::AppError;
 use crate::store::batch::{Batched, JobFuture};
 use crate::store::group::Job;
 use crate::store::{Backend, Param, Store};
-use crate::{bind_all, write_tx};
+use crate::{bind_all, read, write_tx};
 
 /// What a CreateOrUpdate did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -395,9 +395,9 @@ pub struct TicketFilter {
     pub updated_since: Option<Timestamp>,
 }
 
-/// How SQLite reads a page of a provider's tickets. It keeps no statistics, so it cannot tell
-/// a provider that owns most of the table from one that owns a few rows; the count, read
-/// first, tells. (PostgreSQL plans by its own statistics.)
+/// How a page of a provider's tickets is read. Neither database can tell from its statistics
+/// (SQLite has none unless someone runs ANALYZE) where in the table a provider's tickets lie;
+/// the count, read first, says how many there are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PageRead {
     /// The table in id order up to `through_id`, keeping the matches: no sort, and it stops
@@ -408,26 +408,35 @@ enum PageRead {
     ByIndex,
 }
 
-/// Rows a read in id order may pass over for each match it keeps. On a million tickets (a
-/// release build on 2 cores, BENCHMARKS.md) a row read in id order cost 0.05-0.07 µs; the
-/// index way 1.5-2 µs a match where the matches lay spread through the table and 0.45 µs where
-/// they lay together. Up to 5 rows a match the read in id order costs no more than the index
-/// way at its cheapest, so one that comes back short (all the matches further on) costs the
-/// page at most about twice what the index way alone would have.
-const ROWS_PER_MATCH: i128 = 5;
+/// Rows a read in id order may pass over for each match it keeps, on SQLite and on
+/// PostgreSQL. On a million tickets (release builds on 2 cores, BENCHMARKS.md) SQLite read a
+/// row in id order in 0.05-0.07 µs, and found and sorted matches by index in 0.45 µs a match
+/// where they lay together and 1.5-2 µs where spread; PostgreSQL walked its primary key and
+/// the rows in 0.46 µs a row, and found and sorted by index in about 1 µs a match. Within
+/// these the read in id order costs about what the index way does at its cheapest, so one that
+/// comes back short (the matches all further on) costs the page at most about twice what the
+/// index way alone would have.
+const ROWS_PER_MATCH: [i128; 2] = [5, 2];
 
 /// The read for the page that ends `offset + limit` matches in, of `matches` in a table whose
 /// ids run from `first_id` to `last_id`. The matches are taken to be spread evenly, so a read
 /// in id order passes `rows / matches` rows for each one it keeps; it is tried if that stays
-/// within [`ROWS_PER_MATCH`] rows a match, and never reads further than that, so tickets that
+/// within `rows_per_match` ([`ROWS_PER_MATCH`]), and never reads further than that, so tickets that
 /// all come late (a provider that started last) cost at most that much before the index.
-fn page_read(matches: i64, first_id: i64, last_id: i64, offset: i64, limit: i64) -> PageRead {
+fn page_read(
+    rows_per_match: i128,
+    matches: i64,
+    first_id: i64,
+    last_id: i64,
+    offset: i64,
+    limit: i64,
+) -> PageRead {
     if matches <= 0 {
         return PageRead::ByIndex;
     }
     let rows = (i128::from(last_id) - i128::from(first_id) + 1).max(i128::from(matches));
     let kept = i128::from(offset.saturating_add(limit).min(matches));
-    let budget = ROWS_PER_MATCH * i128::from(matches);
+    let budget = rows_per_match * i128::from(matches);
     if kept * rows / i128::from(matches) > budget {
         return PageRead::ByIndex;
     }
@@ -471,10 +480,14 @@ fn ticket_conditions(provider_id: i64, filter: &TicketFilter) -> (String, Vec<Pa
 /// One page of the provider's tickets in creation order (new tickets only ever come last, so
 /// paging while tickets arrive never skips or repeats one), and the total count.
 ///
-/// The count is read first: a page past it is empty without reading, and on SQLite it chooses
-/// how the page is read ([`page_read`]). SQLite indexes tickets by (updated_at, provider_id)
-/// (migration sqlite/0009): there an `updatedSince` is a range of that index, the provider read
-/// from it; named, because without statistics SQLite would rather go by the provider.
+/// The count is read first: a page past it is empty without reading, and it chooses how the
+/// page is read ([`page_read`]), on both backends: SQLite keeps no statistics unless someone
+/// runs ANALYZE, and PostgreSQL's, like ANALYZE's on SQLite, take a provider's tickets to be
+/// spread evenly, so both walked the whole table in id order for a provider whose tickets all
+/// came last (50-120 ms on a million). On SQLite the index is named: the (provider, ticketId)
+/// one, the (updated_at, provider_id) one for `updatedSince` (migration sqlite/0009: a range
+/// of it, the provider read from the entries), and with a plate its own index, which
+/// [`ticket_conditions`] leaves as the only choice.
 pub async fn list(
     store: &Store,
     provider_id: i64,
@@ -484,84 +497,75 @@ pub async fn list(
 ) -> Result<(Vec<StoredTicket>, i64), AppError> {
     let (where_, params) = ticket_conditions(provider_id, filter);
     let n = params.len();
-    let page_sql = |index: &str, bound: &str| {
+    let sqlite = matches!(store.backend(), Backend::Sqlite(_));
+    let by_index = match (sqlite, &filter.license_norm, &filter.updated_since) {
+        (false, _, _) | (true, Some(_), _) => "",
+        (true, None, Some(_)) => " INDEXED BY tickets_updated",
+        // the UNIQUE (provider_id, ticket_id) of migration sqlite/0001
+        (true, None, None) => " INDEXED BY sqlite_autoindex_tickets_1",
+    };
+    let count_sql = format!(
+        "SELECT COUNT(*), (SELECT MIN(id) FROM tickets), (SELECT MAX(id) FROM tickets) \
+         FROM tickets t{by_index} WHERE {where_}"
+    );
+    let (total, first_id, last_id): (i64, Option<i64>, Option<i64>) = read!(store, |db| {
+        bind_all!(sqlx::query_as(&count_sql), &params)
+            .fetch_one(db)
+            .await?
+    });
+    if offset >= total {
+        return Ok((Vec::new(), total));
+    }
+    let last_id = last_id.unwrap_or(0);
+    let page_sql = |table: &str, bound: &str, order: &str| {
         format!(
             "SELECT t.ticket_id, t.parking_lot_id, l.zone_code, l.time_zone, t.license_raw, \
                     t.start_at, t.end_at, t.cost_amount, t.cost_vat_rate, t.cost_currency, \
                     t.status, t.canceled_at, t.created_at, t.updated_at \
-             FROM tickets t{index} JOIN parking_lots l ON l.id = t.parking_lot_id \
-             WHERE {where_}{bound} ORDER BY t.id LIMIT ${} OFFSET ${}",
+             FROM tickets t{table} JOIN parking_lots l ON l.id = t.parking_lot_id \
+             WHERE {where_}{bound} ORDER BY {order} LIMIT ${} OFFSET ${}",
             n + 1,
             n + 2
         )
     };
-    let (rows, total): (Vec<TicketRow>, i64) = match store.backend() {
-        Backend::Sqlite(sqlite) => {
-            let db = &sqlite.reader;
-            let index = if filter.updated_since.is_some() && filter.license_norm.is_none() {
-                " INDEXED BY tickets_updated"
-            } else {
-                ""
-            };
-            let count_sql = format!(
-                "SELECT COUNT(*), (SELECT MIN(id) FROM tickets), (SELECT MAX(id) FROM tickets) \
-                 FROM tickets t{index} WHERE {where_}"
-            );
-            let (total, first_id, last_id): (i64, Option<i64>, Option<i64>) =
-                bind_all!(sqlx::query_as(&count_sql), &params)
-                    .fetch_one(db)
-                    .await?;
-            let (first_id, last_id) = (first_id.unwrap_or(0), last_id.unwrap_or(0));
-            if offset >= total {
-                (Vec::new(), total)
-            } else {
-                let mut page = None;
-                if let PageRead::InIdOrder { through_id } =
-                    page_read(total, first_id, last_id, offset, limit)
-                {
-                    let sql = page_sql(" NOT INDEXED", &format!(" AND t.id <= ${}", n + 3));
-                    let rows: Vec<TicketRow> = bind_all!(sqlx::query_as(&sql), &params)
-                        .bind(limit)
-                        .bind(offset)
-                        .bind(through_id)
-                        .fetch_all(db)
-                        .await?;
-                    // complete: full, the last of the matches, or the whole table read
-                    let read = rows.len() as i64;
-                    if read == limit || offset + read >= total || through_id >= last_id {
-                        page = Some(rows);
-                    }
-                }
-                let rows = match page {
-                    Some(rows) => rows,
-                    None => {
-                        let sql = page_sql(index, "");
-                        bind_all!(sqlx::query_as(&sql), &params)
-                            .bind(limit)
-                            .bind(offset)
-                            .fetch_all(db)
-                            .await?
-                    }
-                };
-                (rows, total)
-            }
+    let mut page = None;
+    let rows_per_match = ROWS_PER_MATCH[usize::from(!sqlite)];
+    if let PageRead::InIdOrder { through_id } = page_read(
+        rows_per_match,
+        total,
+        first_id.unwrap_or(0),
+        last_id,
+        offset,
+        limit,
+    ) {
+        let table = if sqlite { " NOT INDEXED" } else { "" };
+        let sql = page_sql(table, &format!(" AND t.id <= ${}", n + 3), "t.id");
+        let rows: Vec<TicketRow> = read!(store, |db| {
+            bind_all!(sqlx::query_as(&sql), &params)
+                .bind(limit)
+                .bind(offset)
+                .bind(through_id)
+                .fetch_all(db)
+                .await?
+        });
+        // complete: full, the last of the matches, or the whole table read
+        let read = rows.len() as i64;
+        if read == limit || offset + read >= total || through_id >= last_id {
+            page = Some(rows);
         }
-        Backend::Postgres(pool) => {
-            let count_sql = format!("SELECT COUNT(*) FROM tickets t WHERE {where_}");
-            let total: i64 = bind_all!(sqlx::query_scalar(&count_sql), &params)
-                .fetch_one(pool)
-                .await?;
-            if offset >= total {
-                (Vec::new(), total)
-            } else {
-                let sql = page_sql("", "");
-                let rows = bind_all!(sqlx::query_as(&sql), &params)
+    }
+    let rows = match page {
+        Some(rows) => rows,
+        None => {
+            // `t.id + 0` keeps PostgreSQL from walking the primary key in id order
+            let sql = page_sql(by_index, "", if sqlite { "t.id" } else { "t.id + 0" });
+            read!(store, |db| {
+                bind_all!(sqlx::query_as(&sql), &params)
                     .bind(limit)
                     .bind(offset)
-                    .fetch_all(pool)
-                    .await?;
-                (rows, total)
-            }
+                    .fetch_all(db)
+                    .await?
+            })
         }
     };
     let tickets = rows
@@ -579,39 +583,50 @@ mod tests {
     fn dense_matches_are_read_in_id_order_and_few_by_index() {
         use PageRead::ByIndex;
         let in_order = |through_id| PageRead::InIdOrder { through_id };
+        const SQLITE: i128 = ROWS_PER_MATCH[0];
+        const POSTGRES: i128 = ROWS_PER_MATCH[1];
         const M: i64 = 1_000_000;
         // a provider with most of a million tickets: every page, even the last, in id order,
         // and the read may go through the whole table
-        assert_eq!(page_read(990_000, 1, M, 0, 50), in_order(M));
-        assert_eq!(page_read(990_000, 1, M, 989_950, 50), in_order(M));
+        assert_eq!(page_read(SQLITE, 990_000, 1, M, 0, 50), in_order(M));
+        assert_eq!(page_read(SQLITE, 990_000, 1, M, 989_950, 50), in_order(M));
         // 1%: about 100 rows passed a match, so the pages that end within 5 x 10,000 rows are
         // read in id order, no further than that; those after by index
-        assert_eq!(page_read(10_000, 1, M, 0, 50), in_order(50_000));
-        assert_eq!(page_read(10_000, 1, M, 450, 50), in_order(50_000));
-        assert_eq!(page_read(10_000, 1, M, 500, 50), ByIndex);
+        assert_eq!(page_read(SQLITE, 10_000, 1, M, 0, 50), in_order(50_000));
+        assert_eq!(page_read(SQLITE, 10_000, 1, M, 450, 50), in_order(50_000));
+        assert_eq!(page_read(SQLITE, 10_000, 1, M, 500, 50), ByIndex);
         // ids need not start at 1 (tickets deleted at the start)
         assert_eq!(
-            page_read(10_000, 500_001, 1_500_000, 0, 50),
+            page_read(SQLITE, 10_000, 500_001, 1_500_000, 0, 50),
             in_order(550_000)
         );
         // 100 of a million: by index from the first page
-        assert_eq!(page_read(100, 1, M, 0, 50), ByIndex);
+        assert_eq!(page_read(SQLITE, 100, 1, M, 0, 50), ByIndex);
         // a page past the matches needs only the matches
-        assert_eq!(page_read(3, 1, 3, 0, 500), in_order(3));
+        assert_eq!(page_read(SQLITE, 3, 1, 3, 0, 500), in_order(3));
         // tests/tickets.rs: 78 of 90 in id order, 2 by index, 10 in id order through 50 first
-        assert_eq!(page_read(78, 1, 90, 0, 7), in_order(90));
-        assert_eq!(page_read(2, 1, 90, 0, 7), ByIndex);
-        assert_eq!(page_read(10, 1, 90, 0, 5), in_order(50));
-        assert_eq!(page_read(10, 1, 90, 5, 5), ByIndex);
+        assert_eq!(page_read(SQLITE, 78, 1, 90, 0, 7), in_order(90));
+        assert_eq!(page_read(SQLITE, 2, 1, 90, 0, 7), ByIndex);
+        assert_eq!(page_read(SQLITE, 10, 1, 90, 0, 5), in_order(50));
+        assert_eq!(page_read(SQLITE, 10, 1, 90, 5, 5), ByIndex);
+        // PostgreSQL's read in id order costs more a row: the 1% read so for its first four
+        // pages only, through 20,000 rows, and a provider with most of the tickets as on SQLite
+        assert_eq!(page_read(POSTGRES, 10_000, 1, M, 0, 50), in_order(20_000));
+        assert_eq!(page_read(POSTGRES, 10_000, 1, M, 150, 50), in_order(20_000));
+        assert_eq!(page_read(POSTGRES, 10_000, 1, M, 200, 50), ByIndex);
+        assert_eq!(page_read(POSTGRES, 990_000, 1, M, 989_950, 50), in_order(M));
         // nothing matches, an empty table, or ids that say less than the count (never): no
         // division by zero, no overflow at the extremes
-        assert_eq!(page_read(0, 1, M, 0, 50), ByIndex);
-        assert_eq!(page_read(50, 0, 0, 0, 50), in_order(49));
+        assert_eq!(page_read(SQLITE, 0, 1, M, 0, 50), ByIndex);
+        assert_eq!(page_read(SQLITE, 50, 0, 0, 0, 50), in_order(49));
         assert_eq!(
-            page_read(i64::MAX, 1, i64::MAX, i64::MAX, 500),
+            page_read(SQLITE, i64::MAX, 1, i64::MAX, i64::MAX, 500),
             in_order(i64::MAX)
         );
-        assert_eq!(page_read(1, i64::MIN, i64::MAX, i64::MAX, 500), ByIndex);
+        assert_eq!(
+            page_read(SQLITE, 1, i64::MIN, i64::MAX, i64::MAX, 500),
+            ByIndex
+        );
     }
 
     #[test]
