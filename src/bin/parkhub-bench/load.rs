@@ -69,14 +69,27 @@ pub async fn floor_commit(database: &str, duration: f64) -> anyhow::Result<Row> 
     })
 }
 
-/// Bulk data for rights-check: tickets on lot 12 valid now, permits (all day) for holders with
-/// one vehicle each, and open stays.
+/// The providers of the preloaded tickets: one with most, one with every hundredth of the
+/// first 99% (spread through the table), one with the last 1% (a provider that started last).
+pub const PRELOAD_PROVIDERS: [&str; 3] = ["preload", "preload-spread", "preload-late"];
+
+/// Bulk data for rights-check: tickets on lot 12 valid now (of [`PRELOAD_PROVIDERS`]), permits
+/// (all day) for holders with one vehicle each, and open stays.
 pub async fn preload(store: &Store, tickets: i64, permits: i64, stays: i64) -> anyhow::Result<()> {
     let now = jiff::Timestamp::now().as_microsecond();
     let hour = 3_600_000_000i64;
-    let provider = principals::find_or_create(store, Role::Provider, "preload")
-        .await?
-        .id;
+    let mut providers = [0i64; 3];
+    for (id, name) in providers.iter_mut().zip(PRELOAD_PROVIDERS) {
+        *id = principals::find_or_create(store, Role::Provider, name)
+            .await?
+            .id;
+    }
+    let late_from = tickets - tickets / 100;
+    let provider = |i: i64| match i {
+        _ if i >= late_from => providers[2],
+        _ if i % 100 == 0 => providers[1],
+        _ => providers[0],
+    };
     let tenant = principals::find_or_create(store, Role::Tenant, "preload")
         .await?
         .id;
@@ -89,7 +102,7 @@ pub async fn preload(store: &Store, tickets: i64, permits: i64, stays: i64) -> a
                 );
                 q.push_values(chunk..(chunk + 2000).min(tickets), |mut b, i| {
                     let plate = format!("TK{i:07}");
-                    b.push_bind(provider).push_bind(format!("pre-{i}")).push_bind(12i64).push_bind(plate.clone()).push_bind(plate)
+                    b.push_bind(provider(i)).push_bind(format!("pre-{i}")).push_bind(12i64).push_bind(plate.clone()).push_bind(plate)
                         .push_bind(now - hour).push_bind(now + 10 * hour).push_bind("active").push_bind(now).push_bind(now);
                 });
                 q.build().execute(pool).await?;

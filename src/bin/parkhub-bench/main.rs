@@ -16,6 +16,7 @@ mod database;
 mod drive;
 mod events;
 mod ingest;
+mod listing;
 mod load;
 mod rights;
 
@@ -24,11 +25,12 @@ use drive::{CpuMeter, Row, closed_loop};
 use load::floor_commit;
 use rights::Preloaded;
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "floor-http",
     "floor-commit",
     "ticket-ingest",
     "rights-check",
+    "ticket-list",
     "ticket-ingest-loaded",
     "event-latency",
     "event-replay",
@@ -101,6 +103,7 @@ async fn run(database: &str, args: &Args) -> anyhow::Result<()> {
             "floor-commit" => floor_commit(database, args.duration).await?,
             "ticket-ingest" => bench.ticket_ingest().await?,
             "rights-check" => bench.rights_check().await?,
+            "ticket-list" => bench.ticket_list().await?,
             "ticket-ingest-loaded" => bench.ticket_ingest_loaded().await?,
             "event-latency" => bench.event_latency().await?,
             "event-replay" => bench.event_replay().await?,
@@ -111,7 +114,8 @@ async fn run(database: &str, args: &Args) -> anyhow::Result<()> {
             floor = Some(row.rate);
         }
         failed |= row.errors > 0;
-        row.print(floor.filter(|_| name != "floor-http"));
+        // A ratio to the floor means something for the closed loops at its concurrency only.
+        row.print(floor.filter(|_| !matches!(name, "floor-http" | "ticket-list")));
     }
     // This machine's speed drifts within minutes: the floor again at the end of a full run
     // shows how far the ratios above (to the first floor) may be off.
