@@ -408,21 +408,23 @@ enum PageRead {
     ByIndex,
 }
 
-/// Rows a read in id order may pass over for each match it keeps, on SQLite and on
-/// PostgreSQL. On a million tickets (release builds on 2 cores, BENCHMARKS.md) SQLite read a
-/// row in id order in 0.05-0.07 µs, and found and sorted matches by index in 0.45 µs a match
-/// where they lay together and 1.5-2 µs where spread; PostgreSQL walked its primary key and
-/// the rows in 0.46 µs a row, and found and sorted by index in about 1 µs a match. Within
-/// these the read in id order costs about what the index way does at its cheapest, so one that
-/// comes back short (the matches all further on) costs the page at most about twice what the
-/// index way alone would have.
-const ROWS_PER_MATCH: [i128; 2] = [5, 2];
+/// Rows a read in id order may pass over for each match it keeps, on SQLite (and on
+/// PostgreSQL, [`ROWS_PER_MATCH_POSTGRES`]). On a million tickets (release builds on 2 cores,
+/// BENCHMARKS.md) SQLite read a row in id order in 0.05-0.07 µs, and found and sorted matches
+/// by index in 0.45 µs a match where they lay together and 1.5-2 µs where spread; PostgreSQL
+/// walked its primary key and the rows in 0.46 µs a row, and found and sorted by index in
+/// about 1 µs a match. Within these the read in id order costs about what the index way does
+/// at its cheapest, so one that comes back short (the matches all further on) costs the page
+/// at most about twice what the index way alone would have.
+const ROWS_PER_MATCH_SQLITE: i128 = 5;
+/// See [`ROWS_PER_MATCH_SQLITE`].
+const ROWS_PER_MATCH_POSTGRES: i128 = 2;
 
 /// The read for the page that ends `offset + limit` matches in, of `matches` in a table whose
 /// ids run from `first_id` to `last_id`. The matches are taken to be spread evenly, so a read
 /// in id order passes `rows / matches` rows for each one it keeps; it is tried if that stays
-/// within `rows_per_match` ([`ROWS_PER_MATCH`]), and never reads further than that, so tickets that
-/// all come late (a provider that started last) cost at most that much before the index.
+/// within `rows_per_match` (above), and never reads further than that, so tickets that all
+/// come late (a provider that started last) cost at most that much before the index.
 fn page_read(
     rows_per_match: i128,
     matches: i64,
@@ -484,10 +486,10 @@ fn ticket_conditions(provider_id: i64, filter: &TicketFilter) -> (String, Vec<Pa
 /// page is read ([`page_read`]), on both backends: SQLite keeps no statistics unless someone
 /// runs ANALYZE, and PostgreSQL's, like ANALYZE's on SQLite, take a provider's tickets to be
 /// spread evenly, so both walked the whole table in id order for a provider whose tickets all
-/// came last (50-120 ms on a million). On SQLite the index is named: the (provider, ticketId)
-/// one, the (updated_at, provider_id) one for `updatedSince` (migration sqlite/0009: a range
-/// of it, the provider read from the entries), and with a plate its own index, which
-/// [`ticket_conditions`] leaves as the only choice.
+/// came last (50-190 ms for a page of 10,000 at the end of a million). On SQLite the index is
+/// named: the (provider, ticketId) one, the (updated_at, provider_id) one for `updatedSince`
+/// (migration sqlite/0009: a range of it, the provider read from the entries), and with a
+/// plate its own index, which [`ticket_conditions`] leaves as the only choice.
 pub async fn list(
     store: &Store,
     provider_id: i64,
@@ -529,7 +531,11 @@ pub async fn list(
         )
     };
     let mut page = None;
-    let rows_per_match = ROWS_PER_MATCH[usize::from(!sqlite)];
+    let rows_per_match = if sqlite {
+        ROWS_PER_MATCH_SQLITE
+    } else {
+        ROWS_PER_MATCH_POSTGRES
+    };
     if let PageRead::InIdOrder { through_id } = page_read(
         rows_per_match,
         total,
@@ -583,8 +589,8 @@ mod tests {
     fn dense_matches_are_read_in_id_order_and_few_by_index() {
         use PageRead::ByIndex;
         let in_order = |through_id| PageRead::InIdOrder { through_id };
-        const SQLITE: i128 = ROWS_PER_MATCH[0];
-        const POSTGRES: i128 = ROWS_PER_MATCH[1];
+        const SQLITE: i128 = ROWS_PER_MATCH_SQLITE;
+        const POSTGRES: i128 = ROWS_PER_MATCH_POSTGRES;
         const M: i64 = 1_000_000;
         // a provider with most of a million tickets: every page, even the last, in id order,
         // and the read may go through the whole table
