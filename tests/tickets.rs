@@ -21,6 +21,7 @@ backend_tests!(
     paging_is_stable_while_tickets_arrive,
     list_filters_and_page_parameters,
     a_large_and_a_small_providers_pages_are_their_tickets_in_order,
+    a_providers_total_counts_its_new_tickets_once_each,
     only_providers_may_use_the_ticket_api,
     lots_and_providers_that_tickets_name_cannot_be_deleted,
 );
@@ -619,6 +620,80 @@ async fn a_large_and_a_small_providers_pages_are_their_tickets_in_order(backend:
             );
         }
     }
+}
+
+async fn a_providers_total_counts_its_new_tickets_once_each(backend: Backend) {
+    // On SQLite a provider's unfiltered total is an earlier count brought up to date by the
+    // rows after it, or counted whole when those are more than the provider had
+    // (tickets::store::provider_count); either way it is its tickets, each once.
+    let (server, mine) = setup(backend).await;
+    server.lot(14, 140, "Europe/Stockholm").await;
+    let (_, theirs) = server.provider("other-provider", None).await;
+    let mut pushed = push_seeds(&server, &mine, "m", 0..5).await;
+    listed_are(&server, &mine, &pushed, "first count").await;
+    // a few of the other provider's and two more of mine after it
+    push_seeds(&server, &theirs, "o", 0..3).await;
+    pushed.extend(push_seeds(&server, &mine, "m", 5..7).await);
+    listed_are(&server, &mine, &pushed, "two added").await;
+    assert_eq!(list(&server, &theirs, "").await["meta"]["total"], 3);
+    // an update (another lot and plate) and a cancel keep the ticket's row: no new ticket
+    let mut moved = seed_ticket("m-1");
+    moved["parkingLotId"] = json!(14);
+    moved["licenseNumber"] = json!("MOV111");
+    push(&server, &mine, &moved).await;
+    let cancel = json!({"eventType": "TicketCanceled", "ticketId": "m-2"});
+    push(&server, &mine, &cancel).await;
+    let after = listed_are(&server, &mine, &pushed, "updated and canceled").await;
+    assert_eq!(after["data"][1]["licenseNumber"], "MOV111");
+    assert_eq!(after["data"][2]["status"], "canceled");
+    // more of the other provider's than I have, then one of mine: counted whole, then added
+    push_seeds(&server, &theirs, "o", 3..13).await;
+    listed_are(&server, &mine, &pushed, "others' many").await;
+    pushed.extend(push_seeds(&server, &mine, "m", 7..8).await);
+    let last = list(&server, &mine, "?perPage=3&page=3").await;
+    assert_eq!(last["meta"]["total"], 8);
+    assert_eq!(last["meta"]["lastPage"], 3);
+    assert_eq!(ticket_ids(&last), ["m-6", "m-7"]);
+    assert_eq!(list(&server, &theirs, "").await["meta"]["total"], 13);
+}
+
+/// Pushes the seed ticket as `{prefix}-{i}` for each `i`; their ticket ids.
+async fn push_seeds(
+    server: &common::TestServer,
+    token: &str,
+    prefix: &str,
+    each: std::ops::Range<usize>,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in each {
+        let id = format!("{prefix}-{i}");
+        push(server, token, &seed_ticket(&id)).await;
+        ids.push(id);
+    }
+    ids
+}
+
+/// The ticket ids of a page, in order.
+fn ticket_ids(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["ticketId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `token`'s tickets in one page, checked to be `pushed` in order with a total of as many.
+async fn listed_are(
+    server: &common::TestServer,
+    token: &str,
+    pushed: &[String],
+    when: &str,
+) -> Value {
+    let page = list(server, token, "?perPage=500").await;
+    assert_eq!(page["meta"]["total"], pushed.len(), "{when}");
+    assert_eq!(ticket_ids(&page), pushed, "{when}");
+    page
 }
 
 async fn only_providers_may_use_the_ticket_api(backend: Backend) {

@@ -112,6 +112,9 @@ pub struct Caches {
     pub lots: cache::TtlMap<crate::lots::store::LotKey, Vec<crate::lots::Lot>>,
     /// Every current right by plate, for checks (SQLite; see [`crate::rights::memory`]).
     pub rights: Arc<crate::rights::memory::RightsMemory>,
+    /// A provider's id → how many tickets it had through which ticket id (SQLite; see
+    /// [`crate::tickets::store::list`]).
+    pub ticket_counts: cache::TtlMap<i64, crate::tickets::store::Counted>,
 }
 
 impl Caches {
@@ -120,6 +123,7 @@ impl Caches {
             tokens: cache::TtlMap::new(cache::FRESH_FOR),
             lots: cache::TtlMap::new(cache::FRESH_FOR),
             rights: Arc::default(),
+            ticket_counts: cache::TtlMap::new(crate::tickets::store::COUNT_FRESH_FOR),
         }
     }
 }
