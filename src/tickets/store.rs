@@ -1,6 +1,6 @@
 //! Tickets in the database, keyed by (provider, ticketId).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
@@ -427,11 +427,13 @@ const ROWS_PER_MATCH_POSTGRES: i128 = 2;
 /// long a change made by hand to the database file goes unseen.
 pub const COUNT_FRESH_FOR: Duration = Duration::from_secs(10 * 60);
 
-/// A provider's tickets counted: `tickets` of them have an id up to `through_id`.
+/// A provider's tickets counted: `tickets` of them have an id up to `through_id`, by a count
+/// that began with all of them at `whole_at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counted {
     pub through_id: i64,
     pub tickets: i64,
+    pub whole_at: Instant,
 }
 
 /// How a provider's tickets are counted on SQLite when no filter is given.
@@ -446,11 +448,13 @@ enum Recount {
 /// Whether the earlier count `kept` is brought up to `last_id`, the table's last id now, by
 /// reading the rows after it. On a million tickets a row read in id order cost SQLite about
 /// 0.06 µs and an index entry counted about 0.04 µs (BENCHMARKS.md), so it is, while those
-/// rows are no more than the provider had.
-fn recount(kept: Option<Counted>, last_id: Option<i64>) -> Recount {
+/// rows are no more than the provider had, and for [`COUNT_FRESH_FOR`] after a whole count.
+fn recount(kept: Option<Counted>, last_id: Option<i64>, now: Instant) -> Recount {
     match (kept, last_id) {
         (Some(kept), Some(last_id))
-            if kept.through_id <= last_id && last_id - kept.through_id <= kept.tickets =>
+            if now.saturating_duration_since(kept.whole_at) < COUNT_FRESH_FOR
+                && kept.through_id <= last_id
+                && last_id - kept.through_id <= kept.tickets =>
         {
             Recount::Since(kept)
         }
@@ -478,7 +482,9 @@ async fn provider_count(
                 .fetch_one(db)
                 .await?
         });
-        if let (Recount::Since(kept), Some(through_id)) = (recount(Some(kept), last_id), last_id) {
+        if let (Recount::Since(kept), Some(through_id)) =
+            (recount(Some(kept), last_id, Instant::now()), last_id)
+        {
             let added: i64 = read!(store, |db| {
                 sqlx::query_scalar(
                     "SELECT COUNT(*) FROM tickets NOT INDEXED \
@@ -491,16 +497,19 @@ async fn provider_count(
                 .await?
             });
             let tickets = kept.tickets + added;
+            let whole_at = kept.whole_at;
             counts.put(
                 provider_id,
                 Counted {
                     through_id,
                     tickets,
+                    whole_at,
                 },
             );
             return Ok((tickets, first_id, last_id));
         }
     }
+    let whole_at = Instant::now();
     let (tickets, first_id, last_id): (i64, Option<i64>, Option<i64>) = read!(store, |db| {
         sqlx::query_as(whole_sql)
             .bind(provider_id)
@@ -512,6 +521,7 @@ async fn provider_count(
         Counted {
             through_id: last_id.unwrap_or(0),
             tickets,
+            whole_at,
         },
     );
     Ok((tickets, first_id, last_id))
@@ -690,18 +700,32 @@ mod tests {
 
     #[test]
     fn a_kept_count_is_brought_up_to_date_while_the_rows_after_it_are_few() {
+        let now = Instant::now();
         let kept = Counted {
             through_id: 1_000,
             tickets: 200,
+            whole_at: now,
         };
-        assert_eq!(recount(None, Some(5)), Recount::Whole, "nothing kept");
-        assert_eq!(recount(Some(kept), None), Recount::Whole, "an empty table");
-        assert_eq!(recount(Some(kept), Some(1_000)), Recount::Since(kept));
-        assert_eq!(recount(Some(kept), Some(1_200)), Recount::Since(kept));
+        assert_eq!(recount(None, Some(5), now), Recount::Whole, "nothing kept");
+        assert_eq!(
+            recount(Some(kept), None, now),
+            Recount::Whole,
+            "an empty table"
+        );
+        assert_eq!(recount(Some(kept), Some(1_000), now), Recount::Since(kept));
+        assert_eq!(recount(Some(kept), Some(1_200), now), Recount::Since(kept));
         // more rows after it than the provider had: its index entries are fewer to count
-        assert_eq!(recount(Some(kept), Some(1_201)), Recount::Whole);
+        assert_eq!(recount(Some(kept), Some(1_201), now), Recount::Whole);
         // a table that lost rows since (not parkhub's doing): count again
-        assert_eq!(recount(Some(kept), Some(999)), Recount::Whole);
+        assert_eq!(recount(Some(kept), Some(999), now), Recount::Whole);
+        // and now and then, however often it is brought up to date
+        let later = kept.whole_at + COUNT_FRESH_FOR;
+        let just_before = later - Duration::from_secs(1);
+        assert_eq!(
+            recount(Some(kept), Some(1_000), just_before),
+            Recount::Since(kept)
+        );
+        assert_eq!(recount(Some(kept), Some(1_000), later), Recount::Whole);
     }
 
     #[test]
