@@ -42,3 +42,13 @@ pub async fn push(server: &TestServer, token: &str, body: &Value) {
         "{body}"
     );
 }
+
+/// The ticket ids of a page, in order.
+pub fn ticket_ids(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["ticketId"].as_str().unwrap().to_owned())
+        .collect()
+}
