@@ -269,6 +269,7 @@ pub async fn serve_with_store(
         config.plate_retention,
         config.privacy_interval,
     );
+    crate::tickets::store::counts::spawn_folding(&store, events.shutdown());
     store.caches().rights.clone().spawn(
         store.clone(),
         config.rights_memory_keep,

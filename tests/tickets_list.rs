@@ -310,6 +310,84 @@ async fn a_providers_total_counts_its_new_tickets_once_each(backend: Backend) {
     assert_eq!(list(&server, &theirs, "").await["meta"]["total"], 13);
 }
 
+/// PostgreSQL keeps each provider's count by triggers on the tickets (migration postgres/0010):
+/// changes a statement appends, which the service folds into the counts every second. A
+/// provider's total stays its tickets through folds, two folds at once, and writes by hand
+/// that move, delete or truncate tickets. (On SQLite the count is kept in memory, and a
+/// delete by hand is seen at the next whole count: see tickets::store::counts.)
+mod postgres_kept_counts {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_providers_total_follows_folds_and_writes_by_hand() {
+        super::a_providers_total_follows_folds_and_writes_by_hand().await
+    }
+}
+
+async fn a_providers_total_follows_folds_and_writes_by_hand() {
+    use parkhub::tickets::store::counts::{FOLD_EVERY, fold_counts};
+    let (server, mine) = setup(Backend::Postgres).await;
+    let parkhub::store::Backend::Postgres(pool) = server.store.backend() else {
+        unreachable!("a PostgreSQL server")
+    };
+    let (theirs_id, theirs) = server.provider("other-provider", None).await;
+    let waiting = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM ticket_count_changes")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    };
+    let totals = || async {
+        (
+            list(&server, &mine, "").await["meta"]["total"].clone(),
+            list(&server, &theirs, "").await["meta"]["total"].clone(),
+        )
+    };
+    let mut pushed = push_seeds(&server, &mine, "m", 0..6).await;
+    push_seeds(&server, &theirs, "o", 0..2).await;
+    listed_are(&server, &mine, &pushed, "pushed").await;
+    // the service folds the changes itself
+    let deadline = std::time::Instant::now() + 5 * FOLD_EVERY;
+    while waiting().await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the changes were not folded"
+        );
+        tokio::time::sleep(FOLD_EVERY / 10).await;
+    }
+    assert_eq!(totals().await, (json!(6), json!(2)), "folded");
+    // an update that keeps the provider changes no count
+    let mut moved = seed_ticket("m-1");
+    moved["licenseNumber"] = json!("MOV111");
+    push(&server, &mine, &moved).await;
+    // by hand: one of mine becomes theirs, another is deleted
+    let by_hand = |sql: &'static str| async move {
+        sqlx::query(sql).execute(pool).await.unwrap();
+    };
+    sqlx::query("UPDATE tickets SET provider_id = $1 WHERE ticket_id = 'm-0'")
+        .bind(theirs_id)
+        .execute(pool)
+        .await
+        .unwrap();
+    by_hand("DELETE FROM tickets WHERE ticket_id = 'm-5'").await;
+    pushed.retain(|id| id != "m-0" && id != "m-5");
+    listed_are(&server, &mine, &pushed, "moved and deleted by hand").await;
+    assert_eq!(totals().await, (json!(4), json!(3)), "moved and deleted");
+    // two folds at once: each change is added once
+    let (a, b) = tokio::join!(fold_counts(pool), fold_counts(pool));
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(waiting().await, 0);
+    assert_eq!(totals().await, (json!(4), json!(3)), "folded twice at once");
+    let counted: Vec<(i64,)> = sqlx::query_as("SELECT tickets FROM ticket_counts ORDER BY tickets")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(counted, [(3,), (4,)]);
+    by_hand("TRUNCATE tickets").await;
+    assert_eq!(totals().await, (json!(0), json!(0)), "truncated");
+    push_seeds(&server, &mine, "n", 0..1).await;
+    assert_eq!(totals().await, (json!(1), json!(0)), "after the truncate");
+}
+
 /// Pushes the seed ticket as `{prefix}-{i}` for each `i`; their ticket ids.
 async fn push_seeds(
     server: &common::TestServer,

@@ -1,7 +1,5 @@
-//! Listing a provider's tickets: which of them (the filters), how many (the count, kept on
-//! SQLite), and how each page is read.
-
-use std::time::{Duration, Instant};
+//! Listing a provider's tickets: which of them (the filters), how many (the count, kept for a
+//! listing without a filter, see [`super::counts`]), and how each page is read.
 
 use jiff::Timestamp;
 
@@ -9,6 +7,8 @@ use crate::domain::TimeZoneName;
 use crate::domain::time::{from_micros, to_micros};
 use crate::http::AppError;
 use crate::store::{Backend, Param, Store};
+
+use super::counts::provider_count;
 use crate::{bind_all, read};
 
 /// A stored ticket with what is needed to render it: the lot's zone code and time zone.
@@ -113,111 +113,6 @@ const ROWS_PER_MATCH_SQLITE: i128 = 5;
 /// See [`ROWS_PER_MATCH_SQLITE`].
 const ROWS_PER_MATCH_POSTGRES: i128 = 2;
 
-/// How long a provider's ticket count (SQLite, no filter) is brought up to date before it is
-/// counted whole again. A count stays right (see [`provider_count`]); this only bounds how
-/// long a change made by hand to the database file goes unseen.
-pub const COUNT_FRESH_FOR: Duration = Duration::from_secs(10 * 60);
-
-/// A provider's tickets counted: `tickets` of them have an id up to `through_id`, by a count
-/// that began with all of them at `whole_at`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Counted {
-    pub through_id: i64,
-    pub tickets: i64,
-    pub whole_at: Instant,
-}
-
-/// How a provider's tickets are counted on SQLite when no filter is given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Recount {
-    /// All of its entries in the (provider, ticketId) index.
-    Whole,
-    /// The rows after an earlier count, in id order, added to it.
-    Since(Counted),
-}
-
-/// Whether the earlier count `kept` is brought up to `last_id`, the table's last id now, by
-/// reading the rows after it. On a million tickets a row read in id order cost SQLite about
-/// 0.06 µs and an index entry counted about 0.04 µs (BENCHMARKS.md), so it is, while those
-/// rows are no more than the provider had, and for [`COUNT_FRESH_FOR`] after a whole count.
-fn recount(kept: Option<Counted>, last_id: Option<i64>, now: Instant) -> Recount {
-    match (kept, last_id) {
-        (Some(kept), Some(last_id))
-            if now.saturating_duration_since(kept.whole_at) < COUNT_FRESH_FOR
-                && kept.through_id <= last_id
-                && last_id - kept.through_id <= kept.tickets =>
-        {
-            Recount::Since(kept)
-        }
-        _ => Recount::Whole,
-    }
-}
-
-/// How many tickets the provider has, with the table's first and last id, on SQLite when no
-/// filter is given: its earlier count brought up to date ([`recount`]), or `whole_sql`, which
-/// counts them all; either is kept for the next. Counting a provider with a million tickets
-/// whole took 25-45 ms, every page. An earlier count stays right: SQLite commits one writer
-/// at a time and its ids only grow, so every ticket up to the last id a read sees was there
-/// for that read, and tickets are never deleted and never change provider (an update keeps
-/// its row). The count of a filter is not kept: an update can change a ticket's lot, plate
-/// and time.
-async fn provider_count(
-    store: &Store,
-    provider_id: i64,
-    whole_sql: &str,
-) -> Result<(i64, Option<i64>, Option<i64>), AppError> {
-    let counts = &store.caches().ticket_counts;
-    if let Some(kept) = counts.get(&provider_id) {
-        let (first_id, last_id): (Option<i64>, Option<i64>) = read!(store, |db| {
-            sqlx::query_as("SELECT (SELECT MIN(id) FROM tickets), (SELECT MAX(id) FROM tickets)")
-                .fetch_one(db)
-                .await?
-        });
-        if let (Recount::Since(kept), Some(through_id)) =
-            (recount(Some(kept), last_id, Instant::now()), last_id)
-        {
-            let added: i64 = read!(store, |db| {
-                sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM tickets NOT INDEXED \
-                     WHERE id > $1 AND id <= $2 AND provider_id = $3",
-                )
-                .bind(kept.through_id)
-                .bind(through_id)
-                .bind(provider_id)
-                .fetch_one(db)
-                .await?
-            });
-            let tickets = kept.tickets + added;
-            let whole_at = kept.whole_at;
-            counts.put(
-                provider_id,
-                Counted {
-                    through_id,
-                    tickets,
-                    whole_at,
-                },
-            );
-            return Ok((tickets, first_id, last_id));
-        }
-    }
-    let whole_at = Instant::now();
-    let (tickets, first_id, last_id): (i64, Option<i64>, Option<i64>) = read!(store, |db| {
-        sqlx::query_as(whole_sql)
-            .bind(provider_id)
-            .fetch_one(db)
-            .await?
-    });
-    counts.put(
-        provider_id,
-        Counted {
-            through_id: last_id.unwrap_or(0),
-            tickets,
-            whole_at,
-        },
-    );
-    Ok((tickets, first_id, last_id))
-}
-
 /// The read for the page that ends `offset + limit` matches in, of `matches` in a table whose
 /// ids run from `first_id` to `last_id`. The matches are taken to be spread evenly, so a read
 /// in id order passes `rows / matches` rows for each one it keeps; it is tried if that stays
@@ -288,7 +183,7 @@ fn ticket_conditions(provider_id: i64, filter: &TicketFilter) -> (String, Vec<Pa
 /// named: the (provider, ticketId) one, the (updated_at, provider_id) one for `updatedSince`
 /// (migration sqlite/0009: a range of it, the provider read from the entries), and with a
 /// plate its own index, which [`ticket_conditions`] leaves as the only choice. Without a
-/// filter, SQLite's count is an earlier one brought up to date ([`provider_count`]).
+/// filter, the count is a kept one ([`provider_count`]).
 pub async fn list(
     store: &Store,
     provider_id: i64,
@@ -309,7 +204,7 @@ pub async fn list(
         "SELECT COUNT(*), (SELECT MIN(id) FROM tickets), (SELECT MAX(id) FROM tickets) \
          FROM tickets t{by_index} WHERE {where_}"
     );
-    let (total, first_id, last_id) = if sqlite && filter.is_empty() {
+    let (total, first_id, last_id) = if filter.is_empty() {
         provider_count(store, provider_id, &count_sql).await?
     } else {
         read!(store, |db| {
@@ -387,36 +282,6 @@ pub async fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_kept_count_is_brought_up_to_date_while_the_rows_after_it_are_few() {
-        let now = Instant::now();
-        let kept = Counted {
-            through_id: 1_000,
-            tickets: 200,
-            whole_at: now,
-        };
-        assert_eq!(recount(None, Some(5), now), Recount::Whole, "nothing kept");
-        assert_eq!(
-            recount(Some(kept), None, now),
-            Recount::Whole,
-            "an empty table"
-        );
-        assert_eq!(recount(Some(kept), Some(1_000), now), Recount::Since(kept));
-        assert_eq!(recount(Some(kept), Some(1_200), now), Recount::Since(kept));
-        // more rows after it than the provider had: its index entries are fewer to count
-        assert_eq!(recount(Some(kept), Some(1_201), now), Recount::Whole);
-        // a table that lost rows since (not parkhub's doing): count again
-        assert_eq!(recount(Some(kept), Some(999), now), Recount::Whole);
-        // and now and then, however often it is brought up to date
-        let later = kept.whole_at + COUNT_FRESH_FOR;
-        let just_before = later - Duration::from_secs(1);
-        assert_eq!(
-            recount(Some(kept), Some(1_000), just_before),
-            Recount::Since(kept)
-        );
-        assert_eq!(recount(Some(kept), Some(1_000), later), Recount::Whole);
-    }
 
     #[test]
     fn dense_matches_are_read_in_id_order_and_few_by_index() {

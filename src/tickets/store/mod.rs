@@ -1,9 +1,11 @@
 //! Tickets in the database, keyed by (provider, ticketId): writing them here, listing them in
-//! [`list`].
+//! [`list`], each provider's count in [`counts`].
 
+pub mod counts;
 mod list;
 
-pub use self::list::{COUNT_FRESH_FOR, Counted, StoredTicket, TicketFilter, list};
+pub use self::counts::{COUNT_FRESH_FOR, Counted};
+pub use self::list::{StoredTicket, TicketFilter, list};
 
 use jiff::Timestamp;
 
