@@ -113,6 +113,39 @@ const ROWS_PER_MATCH_SQLITE: i128 = 5;
 /// See [`ROWS_PER_MATCH_SQLITE`].
 const ROWS_PER_MATCH_POSTGRES: i128 = 2;
 
+/// Which matches a page reads, counted from the start or, for a page nearer the end of the
+/// matches than the start, from the end in reverse (then turned around): a page is never
+/// further than half the matches from where its read begins, so the last page costs what the
+/// first does. A read from the end leaves out what was created after the count, so the
+/// matches it counts back from are those counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    offset: i64,
+    limit: i64,
+    from_end: bool,
+}
+
+impl Window {
+    /// The page of `limit` matches after `offset`, of `total` (`offset < total`).
+    fn of(total: i64, offset: i64, limit: i64) -> Self {
+        let to_end = total.saturating_sub(offset);
+        let from_end = to_end.saturating_sub(limit).max(0);
+        if from_end < offset {
+            Self {
+                offset: from_end,
+                limit: limit.min(to_end),
+                from_end: true,
+            }
+        } else {
+            Self {
+                offset,
+                limit,
+                from_end: false,
+            }
+        }
+    }
+}
+
 /// The read for the page that ends `offset + limit` matches in, of `matches` in a table whose
 /// ids run from `first_id` to `last_id`. The matches are taken to be spread evenly, so a read
 /// in id order passes `rows / matches` rows for each one it keeps; it is tried if that stays
@@ -216,8 +249,15 @@ pub async fn list(
     if offset >= total {
         return Ok((Vec::new(), total));
     }
+    let first_id = first_id.unwrap_or(0);
     let last_id = last_id.unwrap_or(0);
+    let window = Window::of(total, offset, limit);
     let page_sql = |table: &str, bound: &str, order: &str| {
+        let order = if window.from_end {
+            format!("{order} DESC")
+        } else {
+            order.to_owned()
+        };
         format!(
             "SELECT t.ticket_id, t.parking_lot_id, l.zone_code, l.time_zone, t.license_raw, \
                     t.start_at, t.end_at, t.cost_amount, t.cost_vat_rate, t.cost_currency, \
@@ -234,44 +274,74 @@ pub async fn list(
     } else {
         ROWS_PER_MATCH_POSTGRES
     };
+    // From the end, the read is that from the start mirrored: `through_id` counts down from
+    // the last id as it would count up from the first.
     if let PageRead::InIdOrder { through_id } = page_read(
         rows_per_match,
         total,
-        first_id.unwrap_or(0),
+        first_id,
         last_id,
-        offset,
-        limit,
+        window.offset,
+        window.limit,
     ) {
         let table = if sqlite { " NOT INDEXED" } else { "" };
-        let sql = page_sql(table, &format!(" AND t.id <= ${}", n + 3), "t.id");
+        let (low, high) = if window.from_end {
+            (
+                first_id.saturating_add(last_id).saturating_sub(through_id),
+                last_id,
+            )
+        } else {
+            (i64::MIN, through_id)
+        };
+        let bound = format!(" AND t.id >= ${} AND t.id <= ${}", n + 3, n + 4);
+        let sql = page_sql(table, &bound, "t.id");
         let rows: Vec<TicketRow> = read!(store, |db| {
             bind_all!(sqlx::query_as(&sql), &params)
-                .bind(limit)
-                .bind(offset)
-                .bind(through_id)
+                .bind(window.limit)
+                .bind(window.offset)
+                .bind(low)
+                .bind(high)
                 .fetch_all(db)
                 .await?
         });
         // complete: full, the last of the matches, or the whole table read
         let read = rows.len() as i64;
-        if read == limit || offset + read >= total || through_id >= last_id {
+        let whole_table = if window.from_end {
+            low <= first_id
+        } else {
+            high >= last_id
+        };
+        if read == window.limit || window.offset + read >= total || whole_table {
             page = Some(rows);
         }
     }
-    let rows = match page {
+    let mut rows = match page {
         Some(rows) => rows,
         None => {
-            // `t.id + 0` keeps PostgreSQL from walking the primary key in id order
-            let sql = page_sql(by_index, "", if sqlite { "t.id" } else { "t.id + 0" });
+            // `t.id + 0` keeps PostgreSQL from walking the primary key in id order; from the
+            // end, the tickets created since the count are left out, as it counted them
+            let bound = if window.from_end {
+                format!(" AND t.id <= ${}", n + 3)
+            } else {
+                String::new()
+            };
+            let sql = page_sql(by_index, &bound, if sqlite { "t.id" } else { "t.id + 0" });
             read!(store, |db| {
-                bind_all!(sqlx::query_as(&sql), &params)
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(db)
-                    .await?
+                let query = bind_all!(sqlx::query_as(&sql), &params)
+                    .bind(window.limit)
+                    .bind(window.offset);
+                let query = if window.from_end {
+                    query.bind(last_id)
+                } else {
+                    query
+                };
+                query.fetch_all(db).await?
             })
         }
     };
+    if window.from_end {
+        rows.reverse();
+    }
     let tickets = rows
         .into_iter()
         .map(TicketRow::into_ticket)
@@ -282,6 +352,49 @@ pub async fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_past_the_middle_is_read_from_the_end() {
+        let start = |offset, limit| Window {
+            offset,
+            limit,
+            from_end: false,
+        };
+        let end = |offset, limit| Window {
+            offset,
+            limit,
+            from_end: true,
+        };
+        // 1,000 matches, pages of 50: the first half from the start, the rest from the end
+        assert_eq!(Window::of(1_000, 0, 50), start(0, 50));
+        assert_eq!(Window::of(1_000, 450, 50), start(450, 50));
+        assert_eq!(Window::of(1_000, 500, 50), end(450, 50));
+        assert_eq!(Window::of(1_000, 950, 50), end(0, 50));
+        // a last page that is not full: only what is left, from the end
+        assert_eq!(Window::of(1_010, 1_000, 50), end(0, 10));
+        assert_eq!(Window::of(3, 2, 2), end(0, 1));
+        // one page holds them all: from the start
+        assert_eq!(Window::of(3, 0, 500), start(0, 500));
+        assert_eq!(Window::of(1, 0, 1), start(0, 1));
+        // offsets that do not fall on a page's edge read the same matches either way
+        for (total, offset, limit) in [(10, 7, 4), (10, 3, 4), (11, 6, 3), (9_999, 5_000, 500)] {
+            let w = Window::of(total, offset, limit);
+            let taken = limit.min(total - offset);
+            let (first, last) = if w.from_end {
+                (total - w.offset - w.limit, total - w.offset - 1)
+            } else {
+                (w.offset, w.offset + w.limit.min(total - w.offset) - 1)
+            };
+            assert_eq!(
+                (first, last),
+                (offset, offset + taken - 1),
+                "{total} {offset} {limit}"
+            );
+        }
+        // the extremes do not overflow
+        assert_eq!(Window::of(i64::MAX, i64::MAX - 1, 500), end(0, 1));
+        assert_eq!(Window::of(i64::MAX, 0, 500), start(0, 500));
+    }
 
     #[test]
     fn dense_matches_are_read_in_id_order_and_few_by_index() {
