@@ -310,21 +310,23 @@ async fn a_providers_total_counts_its_new_tickets_once_each(backend: Backend) {
     assert_eq!(list(&server, &theirs, "").await["meta"]["total"], 13);
 }
 
-/// PostgreSQL keeps each provider's count by triggers on the tickets (migration postgres/0010):
-/// changes a statement appends, which the service folds into the counts every second. A
-/// provider's total stays its tickets through folds, two folds at once, and writes by hand
-/// that move, delete or truncate tickets. (On SQLite the count is kept in memory, and a
-/// delete by hand is seen at the next whole count: see tickets::store::counts.)
+/// PostgreSQL keeps each provider's count in each lot by triggers on the tickets (migration
+/// postgres/0010): changes a statement appends, which the service folds into the counts every
+/// second. A provider's total, in all lots and in one, stays its tickets through folds, two
+/// folds at once, and writes by hand that move, delete or truncate tickets. (On SQLite the
+/// count is kept in memory, and a delete by hand is seen at the next whole count: see
+/// tickets::store::counts.)
 mod postgres_kept_counts {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_providers_total_follows_folds_and_writes_by_hand() {
-        super::a_providers_total_follows_folds_and_writes_by_hand().await
+    async fn a_providers_totals_follow_folds_and_writes_by_hand() {
+        super::a_providers_totals_follow_folds_and_writes_by_hand().await
     }
 }
 
-async fn a_providers_total_follows_folds_and_writes_by_hand() {
+async fn a_providers_totals_follow_folds_and_writes_by_hand() {
     use parkhub::tickets::store::counts::{FOLD_EVERY, fold_counts};
     let (server, mine) = setup(Backend::Postgres).await;
+    server.lot(14, 140, "Europe/Stockholm").await;
     let parkhub::store::Backend::Postgres(pool) = server.store.backend() else {
         unreachable!("a PostgreSQL server")
     };
@@ -335,15 +337,11 @@ async fn a_providers_total_follows_folds_and_writes_by_hand() {
             .await
             .unwrap()
     };
-    let totals = || async {
-        (
-            list(&server, &mine, "").await["meta"]["total"].clone(),
-            list(&server, &theirs, "").await["meta"]["total"].clone(),
-        )
-    };
+    let totals = || totals(&server, &mine, &theirs);
     let mut pushed = push_seeds(&server, &mine, "m", 0..6).await;
     push_seeds(&server, &theirs, "o", 0..2).await;
     listed_are(&server, &mine, &pushed, "pushed").await;
+    assert_eq!(totals().await, [6, 6, 0, 2], "pushed");
     // the service folds the changes itself
     let deadline = std::time::Instant::now() + 5 * FOLD_EVERY;
     while waiting().await > 0 {
@@ -353,39 +351,63 @@ async fn a_providers_total_follows_folds_and_writes_by_hand() {
         );
         tokio::time::sleep(FOLD_EVERY / 10).await;
     }
-    assert_eq!(totals().await, (json!(6), json!(2)), "folded");
-    // an update that keeps the provider changes no count
+    assert_eq!(totals().await, [6, 6, 0, 2], "folded");
+    // an update that moves a ticket to another lot moves its count; one that keeps the lot
+    // changes none
     let mut moved = seed_ticket("m-1");
-    moved["licenseNumber"] = json!("MOV111");
+    moved["parkingLotId"] = json!(14);
     push(&server, &mine, &moved).await;
+    let mut replated = seed_ticket("m-2");
+    replated["licenseNumber"] = json!("MOV111");
+    push(&server, &mine, &replated).await;
+    assert_eq!(totals().await, [6, 5, 1, 2], "moved to lot 14");
     // by hand: one of mine becomes theirs, another is deleted
-    let by_hand = |sql: &'static str| async move {
-        sqlx::query(sql).execute(pool).await.unwrap();
-    };
     sqlx::query("UPDATE tickets SET provider_id = $1 WHERE ticket_id = 'm-0'")
         .bind(theirs_id)
         .execute(pool)
         .await
         .unwrap();
+    let by_hand = |sql: &'static str| async move {
+        sqlx::query(sql).execute(pool).await.unwrap();
+    };
     by_hand("DELETE FROM tickets WHERE ticket_id = 'm-5'").await;
     pushed.retain(|id| id != "m-0" && id != "m-5");
     listed_are(&server, &mine, &pushed, "moved and deleted by hand").await;
-    assert_eq!(totals().await, (json!(4), json!(3)), "moved and deleted");
+    assert_eq!(totals().await, [4, 3, 1, 3], "moved and deleted by hand");
     // two folds at once: each change is added once
     let (a, b) = tokio::join!(fold_counts(pool), fold_counts(pool));
     a.unwrap();
     b.unwrap();
     assert_eq!(waiting().await, 0);
-    assert_eq!(totals().await, (json!(4), json!(3)), "folded twice at once");
-    let counted: Vec<(i64,)> = sqlx::query_as("SELECT tickets FROM ticket_counts ORDER BY tickets")
-        .fetch_all(pool)
-        .await
-        .unwrap();
-    assert_eq!(counted, [(3,), (4,)]);
+    assert_eq!(totals().await, [4, 3, 1, 3], "folded twice at once");
+    let counted: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT parking_lot_id, tickets FROM ticket_counts ORDER BY tickets, parking_lot_id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(counted, [(14, 1), (12, 3), (12, 3)]);
     by_hand("TRUNCATE tickets").await;
-    assert_eq!(totals().await, (json!(0), json!(0)), "truncated");
+    assert_eq!(totals().await, [0, 0, 0, 0], "truncated");
     push_seeds(&server, &mine, "n", 0..1).await;
-    assert_eq!(totals().await, (json!(1), json!(0)), "after the truncate");
+    assert_eq!(totals().await, [1, 1, 0, 0], "after the truncate");
+}
+
+/// The totals of mine in all lots, mine in lot 12, mine in lot 14, and theirs.
+async fn totals(server: &common::TestServer, mine: &str, theirs: &str) -> [i64; 4] {
+    let mut totals = [0; 4];
+    let asked = [
+        (mine, ""),
+        (mine, "?parkingLotId=12"),
+        (mine, "?parkingLotId=14"),
+        (theirs, ""),
+    ];
+    for (total, (token, query)) in totals.iter_mut().zip(asked) {
+        *total = list(server, token, query).await["meta"]["total"]
+            .as_i64()
+            .unwrap();
+    }
+    totals
 }
 
 /// Pushes the seed ticket as `{prefix}-{i}` for each `i`; their ticket ids.

@@ -1,43 +1,49 @@
--- Each provider's number of tickets, so that listing them without a filter need not count
--- them (60-90 ms a page for a provider with a million tickets, BENCHMARKS.md).
+-- Each provider's number of tickets in each lot, so that listing them without a filter, or
+-- with only a lot's, need not count them (60-120 ms a page for a provider with a million
+-- tickets, BENCHMARKS.md).
 --
 -- Written by triggers, so no writer of tickets can forget it, this instance's or another's:
--- each statement that writes tickets appends one row a provider whose number it changed to
--- ticket_count_changes. Nothing is updated there, so the batches of two lanes or of two
--- instances never wait for each other on a counter's row. Now and then an instance folds the
+-- each statement that writes tickets appends to ticket_count_changes a row for each provider
+-- and lot whose number it changed. Nothing is updated there, so the batches of two lanes or
+-- of two instances never wait for each other on a counter's row. Now and then an instance folds the
 -- changes into ticket_counts (src/tickets/store/counts.rs), in one transaction: a reader sees
--- them either still as changes or already in the count. A provider's number of tickets is its
--- row in ticket_counts plus the sum of its changes, read in one statement.
+-- them either still as changes or already in the count. A provider's number of tickets (in a
+-- lot) is the sum of its rows in ticket_counts and in the changes, read in one statement.
 CREATE TABLE ticket_counts (
-    provider_id  BIGINT PRIMARY KEY,
-    tickets      BIGINT NOT NULL
+    provider_id     BIGINT NOT NULL,
+    parking_lot_id  BIGINT NOT NULL,
+    tickets         BIGINT NOT NULL,
+    PRIMARY KEY (provider_id, parking_lot_id)
 );
 
 CREATE TABLE ticket_count_changes (
-    provider_id  BIGINT NOT NULL,
-    tickets      BIGINT NOT NULL
+    provider_id     BIGINT NOT NULL,
+    parking_lot_id  BIGINT NOT NULL,
+    tickets         BIGINT NOT NULL
 );
-CREATE INDEX ticket_count_changes_provider ON ticket_count_changes (provider_id);
+CREATE INDEX ticket_count_changes_provider ON ticket_count_changes (provider_id, parking_lot_id);
 
--- The rows a statement inserted, deleted, or moved from one provider to another (transition
+-- The rows a statement inserted, deleted, or moved to another lot or provider (transition
 -- tables `old_rows`, `new_rows`; an INSERT ... ON CONFLICT DO UPDATE fires both the INSERT and
--- the UPDATE trigger, and an update that keeps the provider adds nothing).
+-- the UPDATE trigger, and an update that keeps the lot and the provider adds nothing).
 CREATE FUNCTION ticket_counts_changed() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO ticket_count_changes (provider_id, tickets)
-            SELECT provider_id, COUNT(*) FROM new_rows GROUP BY provider_id;
+        INSERT INTO ticket_count_changes (provider_id, parking_lot_id, tickets)
+            SELECT provider_id, parking_lot_id, COUNT(*) FROM new_rows
+             GROUP BY provider_id, parking_lot_id;
     ELSIF TG_OP = 'UPDATE' THEN
-        INSERT INTO ticket_count_changes (provider_id, tickets)
-            SELECT provider_id, SUM(n) FROM (
-                SELECT provider_id, 1 AS n FROM new_rows
+        INSERT INTO ticket_count_changes (provider_id, parking_lot_id, tickets)
+            SELECT provider_id, parking_lot_id, SUM(n) FROM (
+                SELECT provider_id, parking_lot_id, 1 AS n FROM new_rows
                 UNION ALL
-                SELECT provider_id, -1 AS n FROM old_rows
-            ) moved GROUP BY provider_id HAVING SUM(n) <> 0;
+                SELECT provider_id, parking_lot_id, -1 AS n FROM old_rows
+            ) moved GROUP BY provider_id, parking_lot_id HAVING SUM(n) <> 0;
     ELSE
-        INSERT INTO ticket_count_changes (provider_id, tickets)
-            SELECT provider_id, -COUNT(*) FROM old_rows GROUP BY provider_id;
+        INSERT INTO ticket_count_changes (provider_id, parking_lot_id, tickets)
+            SELECT provider_id, parking_lot_id, -COUNT(*) FROM old_rows
+             GROUP BY provider_id, parking_lot_id;
     END IF;
     RETURN NULL;
 END $$;
@@ -64,5 +70,5 @@ CREATE TRIGGER ticket_counts_delete AFTER DELETE ON tickets
 CREATE TRIGGER ticket_counts_truncate AFTER TRUNCATE ON tickets
     FOR EACH STATEMENT EXECUTE FUNCTION ticket_counts_truncated();
 
-INSERT INTO ticket_counts (provider_id, tickets)
-    SELECT provider_id, COUNT(*) FROM tickets GROUP BY provider_id;
+INSERT INTO ticket_counts (provider_id, parking_lot_id, tickets)
+    SELECT provider_id, parking_lot_id, COUNT(*) FROM tickets GROUP BY provider_id, parking_lot_id;

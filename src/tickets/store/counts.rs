@@ -1,6 +1,7 @@
-//! How many tickets a provider has, when its tickets are listed without a filter: on SQLite an
-//! earlier count kept in memory and brought up to date, on PostgreSQL the count the tickets'
-//! triggers keep (migration postgres/0010), which [`spawn_folding`] keeps short to read.
+//! How many tickets a provider has that a listing's filters keep. Without a filter, SQLite
+//! keeps an earlier count in memory and brings it up to date; without a filter or with only a
+//! lot's, PostgreSQL reads the counts the tickets' triggers keep (migration postgres/0010),
+//! which [`spawn_folding`] keeps short to read. Any other filter is counted.
 
 use std::time::{Duration, Instant};
 
@@ -9,8 +10,10 @@ use tokio::sync::watch;
 
 use crate::events::bus::stopping;
 use crate::http::AppError;
-use crate::read;
-use crate::store::{Backend, Store};
+use crate::store::{Backend, Param, Store};
+use crate::{bind_all, read};
+
+use super::list::TicketFilter;
 
 /// How long a provider's ticket count (SQLite, no filter) is brought up to date before it is
 /// counted whole again. A count stays right (see [`sqlite_count`]); this only bounds how
@@ -117,48 +120,71 @@ async fn sqlite_count(
     Ok((tickets, first_id, last_id))
 }
 
-/// How many tickets the provider has, with the table's first and last id, when no filter is
-/// given. `whole_sql` counts them all (binding the provider as `$1`), as SQLite does now and
-/// then.
-pub(super) async fn provider_count(
+/// How many tickets of `provider_id` pass `filter`, with the table's first and last id:
+/// kept counts where there are, otherwise `count_sql` (which reads all three, binding
+/// `params`); SQLite's kept count is counted whole with it now and then.
+pub(super) async fn count(
     store: &Store,
     provider_id: i64,
-    whole_sql: &str,
+    filter: &TicketFilter,
+    count_sql: &str,
+    params: &[Param<'_>],
 ) -> Result<(i64, Option<i64>, Option<i64>), AppError> {
+    let lot_at_most = filter.license_norm.is_none() && filter.updated_since.is_none();
     match store.backend() {
-        Backend::Sqlite(_) => sqlite_count(store, provider_id, whole_sql).await,
-        Backend::Postgres(pool) => postgres_count(pool, provider_id).await,
+        Backend::Sqlite(_) if lot_at_most && filter.parking_lot_id.is_none() => {
+            sqlite_count(store, provider_id, count_sql).await
+        }
+        Backend::Postgres(pool) if lot_at_most => {
+            postgres_count(pool, provider_id, filter.parking_lot_id).await
+        }
+        _ => Ok(read!(store, |db| {
+            bind_all!(sqlx::query_as(count_sql), params)
+                .fetch_one(db)
+                .await?
+        })),
     }
 }
 
-/// The provider's count on PostgreSQL: its row in `ticket_counts` and its changes not yet
-/// folded into it, in one statement and so one snapshot, which sees each change either still
-/// waiting or already folded. Both are kept by the tickets' triggers in the transaction that
-/// writes the tickets, so the count is that of the tickets the same snapshot sees.
+/// The provider's count on PostgreSQL, in every lot or in one: its rows in `ticket_counts`
+/// and its changes not yet folded into them, in one statement and so one snapshot, which sees
+/// each change either still waiting or already folded. Both are written by the tickets'
+/// triggers in the transaction that writes the tickets, so the count is that of the tickets
+/// the same snapshot sees.
 async fn postgres_count(
     pool: &PgPool,
     provider_id: i64,
+    lot: Option<i64>,
 ) -> Result<(i64, Option<i64>, Option<i64>), AppError> {
-    Ok(sqlx::query_as(
-        "SELECT COALESCE((SELECT tickets FROM ticket_counts WHERE provider_id = $1), 0) \
-              + COALESCE((SELECT SUM(tickets) FROM ticket_count_changes WHERE provider_id = $1), \
-                         0)::BIGINT, \
-                (SELECT MIN(id) FROM tickets), (SELECT MAX(id) FROM tickets)",
-    )
-    .bind(provider_id)
-    .fetch_one(pool)
-    .await?)
+    let in_lot = if lot.is_some() {
+        " AND parking_lot_id = $2"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT COALESCE((SELECT SUM(tickets) FROM ticket_counts \
+                           WHERE provider_id = $1{in_lot}), 0)::BIGINT \
+              + COALESCE((SELECT SUM(tickets) FROM ticket_count_changes \
+                           WHERE provider_id = $1{in_lot}), 0)::BIGINT, \
+                (SELECT MIN(id) FROM tickets), (SELECT MAX(id) FROM tickets)"
+    );
+    let query = sqlx::query_as(&sql).bind(provider_id);
+    let query = match lot {
+        Some(lot) => query.bind(lot),
+        None => query,
+    };
+    Ok(query.fetch_one(pool).await?)
 }
 
 /// How often an instance folds the count changes into the counts on PostgreSQL: each batch
-/// of tickets leaves a row a provider, so a provider's changes are the batches of about
-/// this long (a few hundred a second while tickets pour in).
+/// of tickets leaves a row for each provider and lot in it, so a provider's changes are the
+/// batches of about this long (a few hundred a second while tickets pour in).
 pub const FOLD_EVERY: Duration = Duration::from_secs(1);
 
 /// Folds the waiting count changes into `ticket_counts`, in one transaction; another
 /// instance folding at the same moment is left to it (an advisory lock, tried). The changes
 /// folded are those this transaction deletes, so none is added twice, and the counts are
-/// written in provider order. Answers how many changes it folded.
+/// written in key order. Answers how many changes it folded.
 pub async fn fold_counts(pool: &PgPool) -> Result<u64, AppError> {
     /// The advisory lock's key: "tcnt" in ASCII.
     const FOLDING: i64 = 0x7463_6e74;
@@ -171,12 +197,13 @@ pub async fn fold_counts(pool: &PgPool) -> Result<u64, AppError> {
         return Ok(0);
     }
     let folded: i64 = sqlx::query_scalar(
-        "WITH folded AS (DELETE FROM ticket_count_changes RETURNING provider_id, tickets), \
+        "WITH folded AS (DELETE FROM ticket_count_changes \
+                          RETURNING provider_id, parking_lot_id, tickets), \
               counted AS ( \
-                  INSERT INTO ticket_counts (provider_id, tickets) \
-                  SELECT provider_id, SUM(tickets)::BIGINT FROM folded \
-                   GROUP BY provider_id ORDER BY provider_id \
-                  ON CONFLICT (provider_id) \
+                  INSERT INTO ticket_counts (provider_id, parking_lot_id, tickets) \
+                  SELECT provider_id, parking_lot_id, SUM(tickets)::BIGINT FROM folded \
+                   GROUP BY provider_id, parking_lot_id ORDER BY provider_id, parking_lot_id \
+                  ON CONFLICT (provider_id, parking_lot_id) \
                   DO UPDATE SET tickets = ticket_counts.tickets + excluded.tickets) \
          SELECT COUNT(*) FROM folded",
     )

@@ -8,7 +8,7 @@ use crate::domain::time::{from_micros, to_micros};
 use crate::http::AppError;
 use crate::store::{Backend, Param, Store};
 
-use super::counts::provider_count;
+use super::counts::count;
 use crate::{bind_all, read};
 
 /// A stored ticket with what is needed to render it: the lot's zone code and time zone.
@@ -79,13 +79,6 @@ pub struct TicketFilter {
     pub license_norm: Option<String>,
     pub parking_lot_id: Option<i64>,
     pub updated_since: Option<Timestamp>,
-}
-
-impl TicketFilter {
-    /// No filter given: every ticket of the provider.
-    fn is_empty(&self) -> bool {
-        self.license_norm.is_none() && self.parking_lot_id.is_none() && self.updated_since.is_none()
-    }
 }
 
 /// How a page of a provider's tickets is read. Neither database can tell from its statistics
@@ -216,7 +209,7 @@ fn ticket_conditions(provider_id: i64, filter: &TicketFilter) -> (String, Vec<Pa
 /// named: the (provider, ticketId) one, the (updated_at, provider_id) one for `updatedSince`
 /// (migration sqlite/0009: a range of it, the provider read from the entries), and with a
 /// plate its own index, which [`ticket_conditions`] leaves as the only choice. Without a
-/// filter, the count is a kept one ([`provider_count`]).
+/// filter (or on PostgreSQL with only a lot's), the count is a kept one ([`count`]).
 pub async fn list(
     store: &Store,
     provider_id: i64,
@@ -237,15 +230,7 @@ pub async fn list(
         "SELECT COUNT(*), (SELECT MIN(id) FROM tickets), (SELECT MAX(id) FROM tickets) \
          FROM tickets t{by_index} WHERE {where_}"
     );
-    let (total, first_id, last_id) = if filter.is_empty() {
-        provider_count(store, provider_id, &count_sql).await?
-    } else {
-        read!(store, |db| {
-            bind_all!(sqlx::query_as(&count_sql), &params)
-                .fetch_one(db)
-                .await?
-        })
-    };
+    let (total, first_id, last_id) = count(store, provider_id, filter, &count_sql, &params).await?;
     if offset >= total {
         return Ok((Vec::new(), total));
     }
