@@ -374,11 +374,16 @@ async fn a_providers_totals_follow_folds_and_writes_by_hand() {
     pushed.retain(|id| id != "m-0" && id != "m-5");
     listed_are(&server, &mine, &pushed, "moved and deleted by hand").await;
     assert_eq!(totals().await, [4, 3, 1, 3], "moved and deleted by hand");
-    // two folds at once: each change is added once
+    // two folds at once (three, when the service's own runs too): each change is added once;
+    // a fold that finds another under way leaves the changes to it
     let (a, b) = tokio::join!(fold_counts(pool), fold_counts(pool));
     a.unwrap();
     b.unwrap();
-    assert_eq!(waiting().await, 0);
+    let deadline = std::time::Instant::now() + 5 * FOLD_EVERY;
+    while waiting().await > 0 {
+        assert!(std::time::Instant::now() < deadline, "not folded");
+        fold_counts(pool).await.unwrap();
+    }
     assert_eq!(totals().await, [4, 3, 1, 3], "folded twice at once");
     let counted: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT parking_lot_id, tickets FROM ticket_counts ORDER BY tickets, parking_lot_id",
