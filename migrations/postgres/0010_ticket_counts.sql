@@ -9,17 +9,22 @@
 -- changes into ticket_counts (src/tickets/store/counts.rs), in one transaction: a reader sees
 -- them either still as changes or already in the count. A provider's number of tickets (in a
 -- lot) is the sum of its rows in ticket_counts and in the changes, read in one statement.
+-- Each row also keeps the least id of the tickets it counted in (first_id): a listing reads
+-- the table in id order from there rather than from the table's first ticket. A ticket
+-- deleted or moved away leaves it lower than the first one left, still a bound below all.
 CREATE TABLE ticket_counts (
     provider_id     BIGINT NOT NULL,
     parking_lot_id  BIGINT NOT NULL,
     tickets         BIGINT NOT NULL,
+    first_id        BIGINT,
     PRIMARY KEY (provider_id, parking_lot_id)
 );
 
 CREATE TABLE ticket_count_changes (
     provider_id     BIGINT NOT NULL,
     parking_lot_id  BIGINT NOT NULL,
-    tickets         BIGINT NOT NULL
+    tickets         BIGINT NOT NULL,
+    first_id        BIGINT
 );
 CREATE INDEX ticket_count_changes_provider ON ticket_count_changes (provider_id, parking_lot_id);
 
@@ -30,15 +35,15 @@ CREATE FUNCTION ticket_counts_changed() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO ticket_count_changes (provider_id, parking_lot_id, tickets)
-            SELECT provider_id, parking_lot_id, COUNT(*) FROM new_rows
+        INSERT INTO ticket_count_changes (provider_id, parking_lot_id, tickets, first_id)
+            SELECT provider_id, parking_lot_id, COUNT(*), MIN(id) FROM new_rows
              GROUP BY provider_id, parking_lot_id;
     ELSIF TG_OP = 'UPDATE' THEN
-        INSERT INTO ticket_count_changes (provider_id, parking_lot_id, tickets)
-            SELECT provider_id, parking_lot_id, SUM(n) FROM (
-                SELECT provider_id, parking_lot_id, 1 AS n FROM new_rows
+        INSERT INTO ticket_count_changes (provider_id, parking_lot_id, tickets, first_id)
+            SELECT provider_id, parking_lot_id, SUM(n), MIN(id) FILTER (WHERE n = 1) FROM (
+                SELECT provider_id, parking_lot_id, id, 1 AS n FROM new_rows
                 UNION ALL
-                SELECT provider_id, parking_lot_id, -1 AS n FROM old_rows
+                SELECT provider_id, parking_lot_id, id, -1 AS n FROM old_rows
             ) moved GROUP BY provider_id, parking_lot_id HAVING SUM(n) <> 0;
     ELSE
         INSERT INTO ticket_count_changes (provider_id, parking_lot_id, tickets)
@@ -70,5 +75,6 @@ CREATE TRIGGER ticket_counts_delete AFTER DELETE ON tickets
 CREATE TRIGGER ticket_counts_truncate AFTER TRUNCATE ON tickets
     FOR EACH STATEMENT EXECUTE FUNCTION ticket_counts_truncated();
 
-INSERT INTO ticket_counts (provider_id, parking_lot_id, tickets)
-    SELECT provider_id, parking_lot_id, COUNT(*) FROM tickets GROUP BY provider_id, parking_lot_id;
+INSERT INTO ticket_counts (provider_id, parking_lot_id, tickets, first_id)
+    SELECT provider_id, parking_lot_id, COUNT(*), MIN(id) FROM tickets
+     GROUP BY provider_id, parking_lot_id;

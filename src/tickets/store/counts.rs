@@ -20,12 +20,13 @@ use super::list::TicketFilter;
 /// long a change made by hand to the database file goes unseen.
 pub const COUNT_FRESH_FOR: Duration = Duration::from_secs(10 * 60);
 
-/// A provider's tickets counted: `tickets` of them have an id up to `through_id`, by a count
-/// that began with all of them at `whole_at`.
+/// A provider's tickets counted: `tickets` of them have an id up to `through_id`, the first of
+/// them `first_id`, by a count that began with all of them at `whole_at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counted {
     pub through_id: i64,
     pub tickets: i64,
+    pub first_id: Option<i64>,
     pub whole_at: Instant,
 }
 
@@ -55,14 +56,15 @@ fn recount(kept: Option<Counted>, last_id: Option<i64>, now: Instant) -> Recount
     }
 }
 
-/// How many tickets the provider has, with the table's first and last id, on SQLite when no
-/// filter is given: its earlier count brought up to date ([`recount`]), or `whole_sql`, which
-/// counts them all; either is kept for the next. Counting a provider with a million tickets
+/// How many tickets the provider has, with the first's id and the table's last id, on SQLite
+/// when no filter is given: its earlier count brought up to date ([`recount`]), or
+/// `whole_sql`, which counts them all; either is kept for the next. Counting a provider with a million tickets
 /// whole took 25-45 ms, every page. An earlier count stays right: SQLite commits one writer
 /// at a time and its ids only grow, so every ticket up to the last id a read sees was there
 /// for that read, and tickets are never deleted and never change provider (an update keeps
-/// its row). The count of a filter is not kept: an update can change a ticket's lot, plate
-/// and time.
+/// its row); for the same reasons the first ticket's id stays the first (a delete by hand
+/// leaves it lower than the first left, still a bound below every ticket). The count of a
+/// filter is not kept: an update can change a ticket's lot, plate and time.
 async fn sqlite_count(
     store: &Store,
     provider_id: i64,
@@ -70,17 +72,17 @@ async fn sqlite_count(
 ) -> Result<(i64, Option<i64>, Option<i64>), AppError> {
     let counts = &store.caches().ticket_counts;
     if let Some(kept) = counts.get(&provider_id) {
-        let (first_id, last_id): (Option<i64>, Option<i64>) = read!(store, |db| {
-            sqlx::query_as("SELECT (SELECT MIN(id) FROM tickets), (SELECT MAX(id) FROM tickets)")
+        let last_id: Option<i64> = read!(store, |db| {
+            sqlx::query_scalar("SELECT MAX(id) FROM tickets")
                 .fetch_one(db)
                 .await?
         });
         if let (Recount::Since(kept), Some(through_id)) =
             (recount(Some(kept), last_id, Instant::now()), last_id)
         {
-            let added: i64 = read!(store, |db| {
-                sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM tickets NOT INDEXED \
+            let (added, added_first): (i64, Option<i64>) = read!(store, |db| {
+                sqlx::query_as(
+                    "SELECT COUNT(*), MIN(id) FROM tickets NOT INDEXED \
                      WHERE id > $1 AND id <= $2 AND provider_id = $3",
                 )
                 .bind(kept.through_id)
@@ -89,17 +91,14 @@ async fn sqlite_count(
                 .fetch_one(db)
                 .await?
             });
-            let tickets = kept.tickets + added;
-            let whole_at = kept.whole_at;
-            counts.put(
-                provider_id,
-                Counted {
-                    through_id,
-                    tickets,
-                    whole_at,
-                },
-            );
-            return Ok((tickets, first_id, last_id));
+            let now = Counted {
+                through_id,
+                tickets: kept.tickets + added,
+                first_id: kept.first_id.or(added_first),
+                whole_at: kept.whole_at,
+            };
+            counts.put(provider_id, now);
+            return Ok((now.tickets, now.first_id, last_id));
         }
     }
     let whole_at = Instant::now();
@@ -114,15 +113,16 @@ async fn sqlite_count(
         Counted {
             through_id: last_id.unwrap_or(0),
             tickets,
+            first_id,
             whole_at,
         },
     );
     Ok((tickets, first_id, last_id))
 }
 
-/// How many tickets of `provider_id` pass `filter`, with the table's first and last id:
-/// kept counts where there are, otherwise `count_sql` (which reads all three, binding
-/// `params`); SQLite's kept count is counted whole with it now and then.
+/// How many tickets of `provider_id` pass `filter`, an id at or below the first of them, and
+/// the table's last id: kept counts where there are, otherwise `count_sql` (which reads all
+/// three, binding `params`); SQLite's kept count is counted whole with it now and then.
 pub(super) async fn count(
     store: &Store,
     provider_id: i64,
@@ -146,11 +146,13 @@ pub(super) async fn count(
     }
 }
 
-/// The provider's count on PostgreSQL, in every lot or in one: its rows in `ticket_counts`
-/// and its changes not yet folded into them, in one statement and so one snapshot, which sees
-/// each change either still waiting or already folded. Both are written by the tickets'
-/// triggers in the transaction that writes the tickets, so the count is that of the tickets
-/// the same snapshot sees.
+/// The provider's count on PostgreSQL, in every lot or in one, and its first ticket's id:
+/// its rows in `ticket_counts` and its changes not yet folded into them, in one statement and
+/// so one snapshot, which sees each change either still waiting or already folded. Both are
+/// written by the tickets' triggers in the transaction that writes the tickets, so the count
+/// is that of the tickets the same snapshot sees. The first id is the least written there:
+/// a ticket deleted or moved away leaves it lower than the first left, still a bound below
+/// every ticket counted.
 async fn postgres_count(
     pool: &PgPool,
     provider_id: i64,
@@ -162,11 +164,13 @@ async fn postgres_count(
         ""
     };
     let sql = format!(
-        "SELECT COALESCE((SELECT SUM(tickets) FROM ticket_counts \
-                           WHERE provider_id = $1{in_lot}), 0)::BIGINT \
-              + COALESCE((SELECT SUM(tickets) FROM ticket_count_changes \
-                           WHERE provider_id = $1{in_lot}), 0)::BIGINT, \
-                (SELECT MIN(id) FROM tickets), (SELECT MAX(id) FROM tickets)"
+        "WITH kept AS ( \
+             SELECT tickets, first_id FROM ticket_counts WHERE provider_id = $1{in_lot} \
+             UNION ALL \
+             SELECT tickets, first_id FROM ticket_count_changes WHERE provider_id = $1{in_lot}) \
+         SELECT COALESCE(SUM(tickets), 0)::BIGINT, MIN(first_id), \
+                (SELECT MAX(id) FROM tickets) \
+           FROM kept"
     );
     let query = sqlx::query_as(&sql).bind(provider_id);
     let query = match lot {
@@ -198,13 +202,15 @@ pub async fn fold_counts(pool: &PgPool) -> Result<u64, AppError> {
     }
     let folded: i64 = sqlx::query_scalar(
         "WITH folded AS (DELETE FROM ticket_count_changes \
-                          RETURNING provider_id, parking_lot_id, tickets), \
+                          RETURNING provider_id, parking_lot_id, tickets, first_id), \
               counted AS ( \
-                  INSERT INTO ticket_counts (provider_id, parking_lot_id, tickets) \
-                  SELECT provider_id, parking_lot_id, SUM(tickets)::BIGINT FROM folded \
+                  INSERT INTO ticket_counts (provider_id, parking_lot_id, tickets, first_id) \
+                  SELECT provider_id, parking_lot_id, SUM(tickets)::BIGINT, MIN(first_id) \
+                    FROM folded \
                    GROUP BY provider_id, parking_lot_id ORDER BY provider_id, parking_lot_id \
                   ON CONFLICT (provider_id, parking_lot_id) \
-                  DO UPDATE SET tickets = ticket_counts.tickets + excluded.tickets) \
+                  DO UPDATE SET tickets = ticket_counts.tickets + excluded.tickets, \
+                                first_id = LEAST(ticket_counts.first_id, excluded.first_id)) \
          SELECT COUNT(*) FROM folded",
     )
     .fetch_one(&mut *tx)
@@ -245,6 +251,7 @@ mod tests {
         let kept = Counted {
             through_id: 1_000,
             tickets: 200,
+            first_id: Some(3),
             whole_at: now,
         };
         assert_eq!(recount(None, Some(5), now), Recount::Whole, "nothing kept");

@@ -139,8 +139,9 @@ impl Window {
     }
 }
 
-/// The read for the page that ends `offset + limit` matches in, of `matches` in a table whose
-/// ids run from `first_id` to `last_id`. The matches are taken to be spread evenly, so a read
+/// The read for the page that ends `offset + limit` matches in, of `matches` whose ids run
+/// from `first_id` (the first match's where it is known, or an id below it, at worst the
+/// table's first) to `last_id`. The matches are taken to be spread evenly, so a read
 /// in id order passes `rows / matches` rows for each one it keeps; it is tried if that stays
 /// within `rows_per_match` (above), and never reads further than that, so tickets that all
 /// come late (a provider that started last) cost at most that much before the index.
@@ -209,7 +210,8 @@ fn ticket_conditions(provider_id: i64, filter: &TicketFilter) -> (String, Vec<Pa
 /// named: the (provider, ticketId) one, the (updated_at, provider_id) one for `updatedSince`
 /// (migration sqlite/0009: a range of it, the provider read from the entries), and with a
 /// plate its own index, which [`ticket_conditions`] leaves as the only choice. Without a
-/// filter (or on PostgreSQL with only a lot's), the count is a kept one ([`count`]).
+/// filter (or on PostgreSQL with only a lot's), the count is a kept one ([`count`]), and
+/// with it the provider's first ticket's id, where a read in id order begins.
 pub async fn list(
     store: &Store,
     provider_id: i64,
@@ -226,8 +228,15 @@ pub async fn list(
         // the UNIQUE (provider_id, ticket_id) of migration sqlite/0001
         (true, None, None) => " INDEXED BY sqlite_autoindex_tickets_1",
     };
+    // The first match's id where its index holds it (SQLite's hold the row's id), so a read in
+    // id order starts there; PostgreSQL would have to visit every match's row for it.
+    let first = if sqlite {
+        "MIN(t.id)"
+    } else {
+        "(SELECT MIN(id) FROM tickets)"
+    };
     let count_sql = format!(
-        "SELECT COUNT(*), (SELECT MIN(id) FROM tickets), (SELECT MAX(id) FROM tickets) \
+        "SELECT COUNT(*), {first}, (SELECT MAX(id) FROM tickets) \
          FROM tickets t{by_index} WHERE {where_}"
     );
     let (total, first_id, last_id) = count(store, provider_id, filter, &count_sql, &params).await?;
@@ -276,7 +285,7 @@ pub async fn list(
                 last_id,
             )
         } else {
-            (i64::MIN, through_id)
+            (first_id, through_id)
         };
         let bound = format!(" AND t.id >= ${} AND t.id <= ${}", n + 3, n + 4);
         let sql = page_sql(table, &bound, "t.id");
