@@ -106,6 +106,12 @@ const ROWS_PER_MATCH_SQLITE: i128 = 5;
 /// See [`ROWS_PER_MATCH_SQLITE`].
 const ROWS_PER_MATCH_POSTGRES: i128 = 2;
 
+/// What a page reads of each ticket ([`TicketRow`]), with its lot as `l`.
+const PAGE_COLUMNS: &str = "t.ticket_id, t.parking_lot_id, l.zone_code, l.time_zone, \
+                            t.license_raw, t.start_at, t.end_at, t.cost_amount, \
+                            t.cost_vat_rate, t.cost_currency, t.status, t.canceled_at, \
+                            t.created_at, t.updated_at";
+
 /// Which matches a page reads, counted from the start or, for a page nearer the end of the
 /// matches than the start, from the end in reverse (then turned around): a page is never
 /// further than half the matches from where its read begins, so the last page costs what the
@@ -253,9 +259,7 @@ pub async fn list(
             order.to_owned()
         };
         format!(
-            "SELECT t.ticket_id, t.parking_lot_id, l.zone_code, l.time_zone, t.license_raw, \
-                    t.start_at, t.end_at, t.cost_amount, t.cost_vat_rate, t.cost_currency, \
-                    t.status, t.canceled_at, t.created_at, t.updated_at \
+            "SELECT {PAGE_COLUMNS} \
              FROM tickets t{table} JOIN parking_lots l ON l.id = t.parking_lot_id \
              WHERE {where_}{bound} ORDER BY {order} LIMIT ${} OFFSET ${}",
             n + 1,
@@ -319,7 +323,23 @@ pub async fn list(
             } else {
                 String::new()
             };
-            let sql = page_sql(by_index, &bound, if sqlite { "t.id" } else { "t.id + 0" });
+            let sql = if sqlite && filter.license_norm.is_none() && filter.parking_lot_id.is_none()
+            {
+                // The index named holds every condition and the row's id: the page's ids are
+                // found and sorted in it alone, and only the page's rows are read.
+                let desc = if window.from_end { " DESC" } else { "" };
+                format!(
+                    "SELECT {PAGE_COLUMNS} \
+                     FROM tickets t JOIN parking_lots l ON l.id = t.parking_lot_id \
+                     WHERE t.id IN (SELECT t.id FROM tickets t{by_index} WHERE {where_}{bound} \
+                                    ORDER BY t.id{desc} LIMIT ${} OFFSET ${}) \
+                     ORDER BY t.id{desc}",
+                    n + 1,
+                    n + 2
+                )
+            } else {
+                page_sql(by_index, &bound, if sqlite { "t.id" } else { "t.id + 0" })
+            };
             read!(store, |db| {
                 let query = bind_all!(sqlx::query_as(&sql), &params)
                     .bind(window.limit)
