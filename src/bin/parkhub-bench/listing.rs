@@ -29,10 +29,13 @@ impl Bench {
             };
             let first = json_answer(self.client.get(&url).bearer_auth(&token), name).await?;
             let (total, last) = (&first["meta"]["total"], &first["meta"]["lastPage"]);
+            // The page furthest from both ends: the dearest to read in id order.
+            let middle = (last.as_i64().unwrap_or(1) + 1) / 2;
             let mut timings = Vec::new();
             for (what, query) in [
                 ("page 1", String::new()),
                 ("page 100", "?page=100".to_owned()),
+                ("the middle page", format!("?page={middle}")),
                 ("the last page", format!("?page={last}")),
                 ("licenseNumber", format!("?licenseNumber=TK{plate:07}")),
                 ("parkingLotId", "?parkingLotId=12".to_owned()),
