@@ -112,8 +112,8 @@ pub struct Caches {
     pub lots: cache::TtlMap<crate::lots::store::LotKey, Vec<crate::lots::Lot>>,
     /// Every current right by plate, for checks (SQLite; see [`crate::rights::memory`]).
     pub rights: Arc<crate::rights::memory::RightsMemory>,
-    /// A provider's id → how many tickets it had through which ticket id (SQLite; see
-    /// [`crate::tickets::store::list`]).
+    /// A provider's id → how many tickets it had through which ticket id, and its first
+    /// ticket's id (SQLite; see [`crate::tickets::store::counts`]).
     pub ticket_counts: cache::TtlMap<i64, crate::tickets::store::Counted>,
 }
 

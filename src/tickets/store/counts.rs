@@ -58,13 +58,14 @@ fn recount(kept: Option<Counted>, last_id: Option<i64>, now: Instant) -> Recount
 
 /// How many tickets the provider has, with the first's id and the table's last id, on SQLite
 /// when no filter is given: its earlier count brought up to date ([`recount`]), or
-/// `whole_sql`, which counts them all; either is kept for the next. Counting a provider with a million tickets
-/// whole took 25-45 ms, every page. An earlier count stays right: SQLite commits one writer
-/// at a time and its ids only grow, so every ticket up to the last id a read sees was there
-/// for that read, and tickets are never deleted and never change provider (an update keeps
-/// its row); for the same reasons the first ticket's id stays the first (a delete by hand
-/// leaves it lower than the first left, still a bound below every ticket). The count of a
-/// filter is not kept: an update can change a ticket's lot, plate and time.
+/// `whole_sql`, which counts them all; either is kept for the next. Counting a provider with
+/// a million tickets whole took 25-45 ms, every page. An earlier count stays right: SQLite
+/// commits one writer at a time and its ids only grow, so every ticket up to the last id a
+/// read sees was there for that read, and tickets are never deleted and never change
+/// provider (an update keeps its row); for the same reasons the first ticket's id stays the
+/// first (a delete by hand leaves it lower than the first left, still a bound below every
+/// ticket). The count of a filter is not kept: an update can change a ticket's lot, plate and
+/// time.
 async fn sqlite_count(
     store: &Store,
     provider_id: i64,

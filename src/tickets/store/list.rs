@@ -252,16 +252,12 @@ pub async fn list(
     let first_id = first_id.unwrap_or(0);
     let last_id = last_id.unwrap_or(0);
     let window = Window::of(total, offset, limit);
+    let desc = if window.from_end { " DESC" } else { "" };
     let page_sql = |table: &str, bound: &str, order: &str| {
-        let order = if window.from_end {
-            format!("{order} DESC")
-        } else {
-            order.to_owned()
-        };
         format!(
             "SELECT {PAGE_COLUMNS} \
              FROM tickets t{table} JOIN parking_lots l ON l.id = t.parking_lot_id \
-             WHERE {where_}{bound} ORDER BY {order} LIMIT ${} OFFSET ${}",
+             WHERE {where_}{bound} ORDER BY {order}{desc} LIMIT ${} OFFSET ${}",
             n + 1,
             n + 2
         )
@@ -316,18 +312,14 @@ pub async fn list(
     let mut rows = match page {
         Some(rows) => rows,
         None => {
-            // `t.id + 0` keeps PostgreSQL from walking the primary key in id order; from the
-            // end, the tickets created since the count are left out, as it counted them
-            let bound = if window.from_end {
-                format!(" AND t.id <= ${}", n + 3)
-            } else {
-                String::new()
-            };
+            // `t.id + 0` keeps PostgreSQL from walking the primary key in id order; the
+            // tickets created since the count are left out, as it did not count them (from the
+            // end, the offset counts back from the last it counted)
+            let bound = format!(" AND t.id <= ${}", n + 3);
             let sql = if sqlite && filter.license_norm.is_none() && filter.parking_lot_id.is_none()
             {
                 // The index named holds every condition and the row's id: the page's ids are
                 // found and sorted in it alone, and only the page's rows are read.
-                let desc = if window.from_end { " DESC" } else { "" };
                 format!(
                     "SELECT {PAGE_COLUMNS} \
                      FROM tickets t JOIN parking_lots l ON l.id = t.parking_lot_id \
@@ -341,15 +333,12 @@ pub async fn list(
                 page_sql(by_index, &bound, if sqlite { "t.id" } else { "t.id + 0" })
             };
             read!(store, |db| {
-                let query = bind_all!(sqlx::query_as(&sql), &params)
+                bind_all!(sqlx::query_as(&sql), &params)
                     .bind(window.limit)
-                    .bind(window.offset);
-                let query = if window.from_end {
-                    query.bind(last_id)
-                } else {
-                    query
-                };
-                query.fetch_all(db).await?
+                    .bind(window.offset)
+                    .bind(last_id)
+                    .fetch_all(db)
+                    .await?
             })
         }
     };
