@@ -70,18 +70,10 @@ impl Bench {
         let cpu = self.cpu_meter();
         let (rate, latency, errors) = closed_loop(self.concurrency, self.duration, |worker| {
             let n = counter.fetch_add(1, Ordering::Relaxed);
-            // Written out as text: building a JSON value and serializing it cost the load
-            // generator, on the service's cores, about a tenth more a request (BENCHMARKS.md).
             let body = format!(
                 r#"{{"eventType":"CreateOrUpdate","ticketId":"{id}-{n}","parkingLotId":13,"startDate":"2025-06-01T10:00:00Z","endDate":"2025-06-01T12:00:00Z","licenseNumber":"{plate}{n:07}","ticketCost":{{"amountInclVat":2000,"vatRate":25,"currencyCode":"SEK"}}}}"#
             );
-            let request = self
-                .client
-                .post(&url)
-                .bearer_auth(&providers[worker % providers.len()])
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body);
-            succeeds(request)
+            succeeds(self.post_text(&url, &providers[worker % providers.len()], body))
         })
         .await;
         let cpu = cpu.per_request(latency.len());

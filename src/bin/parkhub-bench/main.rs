@@ -14,6 +14,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 mod database;
 mod drive;
+mod equipment;
 mod events;
 mod ingest;
 mod listing;
@@ -25,13 +26,14 @@ use drive::{CpuMeter, Row, closed_loop};
 use load::floor_commit;
 use rights::Preloaded;
 
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "floor-http",
     "floor-commit",
     "ticket-ingest",
     "rights-check",
     "ticket-list",
     "ticket-ingest-loaded",
+    "equipment-ingest",
     "event-latency",
     "event-replay",
     "idle-sockets",
@@ -105,6 +107,7 @@ async fn run(database: &str, args: &Args) -> anyhow::Result<()> {
             "rights-check" => bench.rights_check().await?,
             "ticket-list" => bench.ticket_list().await?,
             "ticket-ingest-loaded" => bench.ticket_ingest_loaded().await?,
+            "equipment-ingest" => bench.equipment_ingest().await?,
             "event-latency" => bench.event_latency().await?,
             "event-replay" => bench.event_replay().await?,
             "idle-sockets" => bench.idle_sockets().await?,
@@ -246,6 +249,17 @@ impl Bench {
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// A POST of `body`, JSON written out as text, to `url` with `token`: a load generator's
+    /// request (building a JSON value and serializing it cost the load generator, on the
+    /// service's cores, about a tenth more a request; BENCHMARKS.md).
+    fn post_text(&self, url: &str, token: &str, body: String) -> reqwest::RequestBuilder {
+        self.client
+            .post(url)
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
     }
 
     async fn post(&self, path: &str, token: &str, body: &Value) -> anyhow::Result<Value> {
