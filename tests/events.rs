@@ -20,6 +20,7 @@ backend_tests!(
     a_slow_consumer_is_cut_off_and_its_events_stay_queued,
     shutdown_closes_sockets_cleanly,
     sockets_need_a_provider_or_operator_token,
+    a_burst_from_many_lanes_is_answered_committed_and_streamed_once_each,
 );
 
 async fn frames_have_the_seed_shape_and_go_to_the_identifiers_provider(backend: Backend) {
@@ -292,4 +293,96 @@ async fn sqlite_instances_an_entry_on_one_reaches_a_socket_on_another_within_the
 async fn postgres_instances_an_entry_on_one_reaches_a_socket_on_another() {
     entries_reach_a_socket_on_another_instance(Backend::Postgres, 5, Duration::from_millis(500))
         .await;
+}
+
+/// Every lane of a busy car park reports at once, and one vehicle's entry (then another's exit)
+/// twice: each report is answered once, the repeat with the first answer; the stays and their
+/// events are written by the batching writer (group commit on SQLite, a batcher on
+/// PostgreSQL), and a subscriber gets every event exactly once, each vehicle's
+/// TransactionStarted before its TransactionCompleted.
+async fn a_burst_from_many_lanes_is_answered_committed_and_streamed_once_each(backend: Backend) {
+    const LANES: usize = 24;
+    let p = park(backend, |_| {}).await;
+    let mut all = connect(&p.server, &p.server.operator, "").await;
+    let jobs_before = p.server.metric("parkhub_write_batch_jobs_total").await;
+    let plates: Vec<String> = (0..LANES).map(|i| format!("LANE{i:02}")).collect();
+    let (server, equipment, lanes) = (&p.server, p.equipment.as_str(), &plates);
+    let burst = move |path: &'static str, twice: usize, time: &'static str| {
+        let reports = lanes.iter().chain([&lanes[twice]]).map(move |plate| {
+            let body = json!({"facilityNo": 1, "carparkNo": 2, "ticketNo": plate, "ticketType": 4, "time": time});
+            async move { server.post(path, equipment, &body).await }
+        });
+        futures_util::future::join_all(reports)
+    };
+    // Each report answered once: one 201 a vehicle, and the repeat a 200 with the same body.
+    let answered = |answers: Vec<(StatusCode, Value)>| {
+        let (created, repeated): (Vec<_>, Vec<_>) = answers
+            .into_iter()
+            .partition(|(status, _)| *status == StatusCode::CREATED);
+        assert_eq!(created.len(), LANES, "{created:?} {repeated:?}");
+        assert_eq!(repeated.len(), 1, "{repeated:?}");
+        assert_eq!(repeated[0].0, StatusCode::OK, "{repeated:?}");
+        let first = created
+            .iter()
+            .find(|(_, body)| body["transactionId"] == repeated[0].1["transactionId"])
+            .unwrap_or_else(|| panic!("the repeat names a stay created: {repeated:?}"));
+        assert_eq!(first.1, repeated[0].1, "the repeat gets the first answer");
+        let bodies: Vec<Value> = created.into_iter().map(|(_, body)| body).collect();
+        let ids: std::collections::HashSet<_> =
+            bodies.iter().map(|b| b["transactionId"].clone()).collect();
+        assert_eq!(ids.len(), LANES, "a stay each: {bodies:?}");
+        bodies
+    };
+    let entries = answered(burst("/api/v1/carparks/entries", 0, "2025-03-03T08:00:00Z").await);
+    let exits = answered(burst("/api/v1/carparks/exits", LANES - 1, "2025-03-03T09:30:00Z").await);
+    for exit in &exits {
+        assert_eq!(
+            (exit["parkingDuration"].as_i64(), exit["amount"].as_f64()),
+            (Some(90), Some(40.0)),
+            "priced: {exit}"
+        );
+        assert!(
+            entries
+                .iter()
+                .any(|entry| entry["transactionId"] == exit["transactionId"]),
+            "closes a stay entered: {exit}"
+        );
+    }
+    let jobs = p.server.metric("parkhub_write_batch_jobs_total").await - jobs_before;
+    assert!(
+        jobs >= 2 * LANES as u64,
+        "every stay and its event written by the batching writer: {jobs} jobs"
+    );
+
+    let mut streamed = Vec::new();
+    for _ in 0..2 * LANES {
+        let frame = next_event(&mut all).await;
+        streamed.push((
+            frame["EventType"].as_str().unwrap_or_default().to_owned(),
+            frame["TicketNo"].as_str().unwrap_or_default().to_owned(),
+            frame["EventID"].as_str().unwrap_or_default().to_owned(),
+        ));
+    }
+    assert_quiet(&mut all, Duration::from_millis(500)).await;
+    let mut sent: Vec<&str> = entries
+        .iter()
+        .chain(&exits)
+        .filter_map(|body| body["eventId"].as_str())
+        .collect();
+    let mut got: Vec<&str> = streamed.iter().map(|(_, _, id)| id.as_str()).collect();
+    sent.sort_unstable();
+    got.sort_unstable();
+    assert_eq!(got, sent, "every event once");
+    for plate in &plates {
+        let at = |kind: &str| {
+            streamed
+                .iter()
+                .position(|(k, p, _)| k == kind && p == plate)
+                .unwrap_or_else(|| panic!("{kind} of {plate}: {streamed:?}"))
+        };
+        assert!(
+            at("TransactionStarted") < at("TransactionCompleted"),
+            "{plate} started before it completed: {streamed:?}"
+        );
+    }
 }

@@ -4,10 +4,12 @@ use jiff::Timestamp;
 
 use super::Vehicle;
 use crate::domain::time::{from_micros, to_micros};
-use crate::events::store::{NewEvent, Outbox};
+use crate::events::store::{QueuedEvent, append_postgres, append_sqlite};
 use crate::http::AppError;
-use crate::store::Store;
-use crate::{read, write_tx};
+use crate::read;
+use crate::store::batch::{Batched, JobFuture};
+use crate::store::group::Job;
+use crate::store::{Backend, Store, from_rusqlite};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exit {
@@ -77,31 +79,86 @@ impl From<StayRow> for Stay {
     }
 }
 
-const COLUMNS: &str = "id, parking_lot_id, ticket_type, ticket_no, provider_id, reference_no, entry_at, \
-     entry_event_id, exit_at, exit_event_id, rate_no, duration_minutes, amount_minor, currency_code";
+impl StayRow {
+    fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            parking_lot_id: row.get(1)?,
+            ticket_type: row.get(2)?,
+            ticket_no: row.get(3)?,
+            provider_id: row.get(4)?,
+            reference_no: row.get(5)?,
+            entry_at: row.get(6)?,
+            entry_event_id: row.get(7)?,
+            exit_at: row.get(8)?,
+            exit_event_id: row.get(9)?,
+            rate_no: row.get(10)?,
+            duration_minutes: row.get(11)?,
+            amount_minor: row.get(12)?,
+            currency_code: row.get(13)?,
+        })
+    }
+}
 
+/// Which of a vehicle's stays in a car park [`one`] finds.
+#[derive(Clone, Copy)]
+enum Which {
+    EnteredAt(i64),
+    Open,
+    LastClosed,
+}
+
+/// The latest stay of `vehicle` at `lot` that is `which`. One indexed lookup, so on SQLite it
+/// runs where it is asked (see [`crate::store::inline`]): every entry and exit asks one or two.
+/// The parameters appear in their order: PostgreSQL reads `$N` as the Nth, SQLite (rusqlite
+/// binds by position) numbers `$N` names as it meets them.
 async fn one(
     store: &Store,
-    condition: &str,
+    which: Which,
     lot: i64,
     vehicle: &Vehicle,
-    at: Option<i64>,
 ) -> Result<Option<Stay>, AppError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM transactions \
-         WHERE parking_lot_id = $1 AND ticket_type = $2 AND ticket_key = $3 AND {condition} \
-         ORDER BY entry_at DESC, id DESC LIMIT 1"
-    );
-    let row: Option<StayRow> = read!(store, |db| {
-        let query = sqlx::query_as(&sql)
-            .bind(lot)
-            .bind(vehicle.ticket_type)
-            .bind(&vehicle.key);
-        match at {
-            Some(at) => query.bind(at).fetch_optional(db).await?,
-            None => query.fetch_optional(db).await?,
+    macro_rules! stay_sql {
+        ($condition:literal) => {
+            concat!(
+                "SELECT id, parking_lot_id, ticket_type, ticket_no, provider_id, reference_no, \
+                 entry_at, entry_event_id, exit_at, exit_event_id, rate_no, duration_minutes, \
+                 amount_minor, currency_code FROM transactions \
+                 WHERE parking_lot_id = $1 AND ticket_type = $2 AND ticket_key = $3 AND ",
+                $condition,
+                " ORDER BY entry_at DESC, id DESC LIMIT 1"
+            )
+        };
+    }
+    let (sql, at) = match which {
+        Which::EnteredAt(at) => (stay_sql!("entry_at = $4"), Some(at)),
+        Which::Open => (stay_sql!("exit_at IS NULL"), None),
+        Which::LastClosed => (stay_sql!("exit_at IS NOT NULL"), None),
+    };
+    let row: Option<StayRow> = match store.backend() {
+        Backend::Sqlite(db) => db.inline.read(|conn| {
+            let mut statement = conn.prepare_cached(sql)?;
+            let mut rows = match at {
+                Some(at) => {
+                    statement.query(rusqlite::params![lot, vehicle.ticket_type, vehicle.key, at])?
+                }
+                None => {
+                    statement.query(rusqlite::params![lot, vehicle.ticket_type, vehicle.key])?
+                }
+            };
+            rows.next()?.map(StayRow::from_sqlite).transpose()
+        })?,
+        Backend::Postgres(pool) => {
+            let query = sqlx::query_as(sql)
+                .bind(lot)
+                .bind(vehicle.ticket_type)
+                .bind(&vehicle.key);
+            match at {
+                Some(at) => query.bind(at).fetch_optional(pool).await?,
+                None => query.fetch_optional(pool).await?,
+            }
         }
-    });
+    };
     Ok(row.map(Stay::from))
 }
 
@@ -112,19 +169,12 @@ pub async fn by_entry(
     vehicle: &Vehicle,
     entry_at: Timestamp,
 ) -> Result<Option<Stay>, AppError> {
-    one(
-        store,
-        "entry_at = $4",
-        lot,
-        vehicle,
-        Some(to_micros(entry_at)),
-    )
-    .await
+    one(store, Which::EnteredAt(to_micros(entry_at)), lot, vehicle).await
 }
 
 /// The vehicle's open stay in this car park.
 pub async fn open(store: &Store, lot: i64, vehicle: &Vehicle) -> Result<Option<Stay>, AppError> {
-    one(store, "exit_at IS NULL", lot, vehicle, None).await
+    one(store, Which::Open, lot, vehicle).await
 }
 
 /// The vehicle's last finished stay in this car park.
@@ -133,11 +183,10 @@ pub async fn last_closed(
     lot: i64,
     vehicle: &Vehicle,
 ) -> Result<Option<Stay>, AppError> {
-    one(store, "exit_at IS NOT NULL", lot, vehicle, None).await
+    one(store, Which::LastClosed, lot, vehicle).await
 }
 
-/// A new stay and its TransactionStarted event, in one transaction. Returns the stay's id and
-/// the event's sequence number.
+/// What an entry writes: a new stay and its TransactionStarted event.
 pub struct NewStay<'a> {
     pub lot_id: i64,
     pub vehicle: &'a Vehicle,
@@ -148,68 +197,270 @@ pub struct NewStay<'a> {
     pub payload: &'a str,
 }
 
-pub async fn insert_entry(store: &Store, new: &NewStay<'_>) -> Result<(i64, i64), AppError> {
-    Ok(write_tx!(store, |tx| {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO transactions (parking_lot_id, ticket_type, ticket_no, ticket_key, provider_id, \
-                 reference_no, entry_at, entry_event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(new.lot_id)
-        .bind(new.vehicle.ticket_type)
-        .bind(&new.vehicle.ticket_no)
-        .bind(&new.vehicle.key)
-        .bind(new.provider_id)
-        .bind(new.reference_no)
-        .bind(to_micros(new.entry_at))
-        .bind(new.event_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let event = NewEvent {
-            event_id: new.event_id,
-            provider_id: new.provider_id,
-            payload: new.payload,
-            origin: store.origin(),
-        };
-        let seq = tx.append(&event).await?;
-        (id, seq)
-    }))
+/// An entry as a write: joins the current group commit on SQLite, the entries batcher's next
+/// batch on PostgreSQL.
+struct EntryJob {
+    lot_id: i64,
+    ticket_type: i64,
+    ticket_no: String,
+    key: String,
+    reference_no: String,
+    entry_at: i64,
+    event: QueuedEvent,
+    origin: String,
 }
 
-/// Closes an open stay and writes its TransactionCompleted event, in one transaction. `None`
-/// when the stay was no longer open (another exit won).
+/// SQLite: an entry, in the group commit's transaction.
+const INSERT_ENTRY: &str = "INSERT INTO transactions (parking_lot_id, ticket_type, ticket_no, \
+     ticket_key, provider_id, reference_no, entry_at, entry_event_id) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id";
+
+/// An exit as a write, like [`EntryJob`].
+struct ExitJob {
+    stay_id: i64,
+    at: i64,
+    rate_no: i64,
+    duration_minutes: i64,
+    amount_minor: i64,
+    currency_code: String,
+    event: QueuedEvent,
+    origin: String,
+}
+
+/// SQLite: an exit, in the group commit's transaction; changes nothing if the stay was closed.
+const CLOSE_STAY: &str = "UPDATE transactions SET exit_at = ?2, exit_event_id = ?3, rate_no = ?4, \
+     duration_minutes = ?5, amount_minor = ?6, currency_code = ?7 \
+     WHERE id = ?1 AND exit_at IS NULL";
+
+impl Job for EntryJob {
+    type Output = (i64, i64);
+
+    fn run(&self, conn: &rusqlite::Connection) -> Result<(i64, i64), AppError> {
+        let id: i64 = conn
+            .prepare_cached(INSERT_ENTRY)
+            .and_then(|mut insert| {
+                insert.query_row(
+                    rusqlite::params![
+                        self.lot_id,
+                        self.ticket_type,
+                        self.ticket_no,
+                        self.key,
+                        self.event.provider_id,
+                        self.reference_no,
+                        self.entry_at,
+                        self.event.event_id
+                    ],
+                    |row| row.get(0),
+                )
+            })
+            .map_err(from_rusqlite)?;
+        let seq = append_sqlite(conn, &[&self.event]).map_err(from_rusqlite)?;
+        let seq = seq.first().copied().ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!("the entry's event got no number"))
+        })?;
+        Ok((id, seq))
+    }
+}
+
+impl Job for ExitJob {
+    type Output = Option<i64>;
+
+    fn run(&self, conn: &rusqlite::Connection) -> Result<Option<i64>, AppError> {
+        let closed = conn
+            .prepare_cached(CLOSE_STAY)
+            .and_then(|mut update| {
+                update.execute(rusqlite::params![
+                    self.stay_id,
+                    self.at,
+                    self.event.event_id,
+                    self.rate_no,
+                    self.duration_minutes,
+                    self.amount_minor,
+                    self.currency_code
+                ])
+            })
+            .map_err(from_rusqlite)?;
+        if closed == 0 {
+            return Ok(None);
+        }
+        let seq = append_sqlite(conn, &[&self.event]).map_err(from_rusqlite)?;
+        Ok(seq.first().copied())
+    }
+}
+
+/// PostgreSQL: a batch's entries as one statement, each column bound as one array.
+const INSERT_ENTRIES: &str = "INSERT INTO transactions (parking_lot_id, ticket_type, ticket_no, \
+     ticket_key, provider_id, reference_no, entry_at, entry_event_id) \
+     SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], \
+                          $6::TEXT[], $7::BIGINT[], $8::TEXT[]) \
+     RETURNING id, entry_event_id";
+
+/// PostgreSQL: a batch's exits as one statement. A stay named twice is closed once, by one of
+/// them; which one is told by the exit event it kept.
+const CLOSE_STAYS: &str = "UPDATE transactions t SET exit_at = r.exit_at, \
+     exit_event_id = r.event_id, rate_no = r.rate_no, duration_minutes = r.duration_minutes, \
+     amount_minor = r.amount_minor, currency_code = r.currency_code \
+     FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], \
+                 $6::BIGINT[], $7::TEXT[]) \
+          AS r (id, exit_at, event_id, rate_no, duration_minutes, amount_minor, currency_code) \
+     WHERE t.id = r.id AND t.exit_at IS NULL \
+     RETURNING t.exit_event_id";
+
+/// Each of `jobs`' `field`, as one array to bind.
+fn column<'j, J, T>(jobs: &[&'j J], field: impl Fn(&'j J) -> T) -> Vec<T> {
+    jobs.iter().map(|&job| field(job)).collect()
+}
+
+impl Batched for EntryJob {
+    type Output = (i64, i64);
+
+    /// One transaction: the stays in one statement, in key order (two batches that insert the
+    /// same vehicle wait for each other rather than deadlock), then their events in another.
+    fn run_together<'a>(
+        pool: &'a sqlx::PgPool,
+        jobs: &'a [&'a Self],
+    ) -> JobFuture<'a, Vec<(i64, i64)>> {
+        Box::pin(async move {
+            let mut sorted = jobs.to_vec();
+            sorted.sort_by(|a, b| {
+                (a.lot_id, a.ticket_type, &a.key).cmp(&(b.lot_id, b.ticket_type, &b.key))
+            });
+            let mut tx = pool.begin().await?;
+            let stored: Vec<(i64, String)> = sqlx::query_as(INSERT_ENTRIES)
+                .bind(column(&sorted, |job| job.lot_id))
+                .bind(column(&sorted, |job| job.ticket_type))
+                .bind(column(&sorted, |job| job.ticket_no.as_str()))
+                .bind(column(&sorted, |job| job.key.as_str()))
+                .bind(column(&sorted, |job| job.event.provider_id))
+                .bind(column(&sorted, |job| job.reference_no.as_str()))
+                .bind(column(&sorted, |job| job.entry_at))
+                .bind(column(&sorted, |job| job.event.event_id.as_str()))
+                .fetch_all(&mut *tx)
+                .await?;
+            let ids: std::collections::HashMap<String, i64> =
+                stored.into_iter().map(|(id, event)| (event, id)).collect();
+            let events: Vec<&QueuedEvent> = jobs.iter().map(|job| &job.event).collect();
+            let origin = jobs.first().map_or("", |job| job.origin.as_str());
+            let seqs = append_postgres(&mut tx, &events, origin).await?;
+            tx.commit().await?;
+            jobs.iter()
+                .zip(seqs)
+                .map(|(job, seq)| match ids.get(&job.event.event_id) {
+                    Some(&id) => Ok((id, seq)),
+                    None => Err(AppError::internal(anyhow::anyhow!(
+                        "the entry of event {} was not stored",
+                        job.event.event_id
+                    ))),
+                })
+                .collect()
+        })
+    }
+}
+
+impl Batched for ExitJob {
+    type Output = Option<i64>;
+
+    /// One transaction: the stays closed in one statement, then the events of those that were
+    /// still open in another.
+    fn run_together<'a>(
+        pool: &'a sqlx::PgPool,
+        jobs: &'a [&'a Self],
+    ) -> JobFuture<'a, Vec<Option<i64>>> {
+        Box::pin(async move {
+            let mut sorted = jobs.to_vec();
+            sorted.sort_by_key(|job| job.stay_id);
+            let mut tx = pool.begin().await?;
+            let kept: std::collections::HashSet<String> = sqlx::query_scalar(CLOSE_STAYS)
+                .bind(column(&sorted, |job| job.stay_id))
+                .bind(column(&sorted, |job| job.at))
+                .bind(column(&sorted, |job| job.event.event_id.as_str()))
+                .bind(column(&sorted, |job| job.rate_no))
+                .bind(column(&sorted, |job| job.duration_minutes))
+                .bind(column(&sorted, |job| job.amount_minor))
+                .bind(column(&sorted, |job| job.currency_code.as_str()))
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+            let closed: Vec<bool> = jobs
+                .iter()
+                .map(|job| kept.contains(&job.event.event_id))
+                .collect();
+            let events: Vec<&QueuedEvent> = jobs
+                .iter()
+                .zip(&closed)
+                .filter(|(_, closed)| **closed)
+                .map(|(job, _)| &job.event)
+                .collect();
+            let origin = jobs.first().map_or("", |job| job.origin.as_str());
+            let mut seqs = append_postgres(&mut tx, &events, origin).await?.into_iter();
+            tx.commit().await?;
+            Ok(closed
+                .into_iter()
+                .map(|closed| if closed { seqs.next() } else { None })
+                .collect())
+        })
+    }
+}
+
+/// Runs `job` with the other writes waiting now: SQLite's group commit, or PostgreSQL's batcher
+/// of its kind. Answers once its batch has committed.
+async fn submit<J>(store: &Store, job: J) -> Result<<J as Job>::Output, AppError>
+where
+    J: Job + Batched<Output = <J as Job>::Output>,
+{
+    match store.backend() {
+        Backend::Sqlite(sqlite) => sqlite.group.submit(job).await,
+        Backend::Postgres(_) => match store.batcher::<J>() {
+            Some(batcher) => batcher.submit(job).await,
+            None => Err(AppError::internal(anyhow::anyhow!("no batcher for stays"))),
+        },
+    }
+}
+
+/// Writes a new stay and its TransactionStarted event. Returns the stay's id and the event's
+/// sequence number.
+pub async fn insert_entry(store: &Store, new: &NewStay<'_>) -> Result<(i64, i64), AppError> {
+    let job = EntryJob {
+        lot_id: new.lot_id,
+        ticket_type: new.vehicle.ticket_type,
+        ticket_no: new.vehicle.ticket_no.clone(),
+        key: new.vehicle.key.clone(),
+        reference_no: new.reference_no.to_owned(),
+        entry_at: to_micros(new.entry_at),
+        event: QueuedEvent {
+            event_id: new.event_id.to_owned(),
+            provider_id: new.provider_id,
+            payload: new.payload.to_owned(),
+        },
+        origin: store.origin().to_owned(),
+    };
+    submit(store, job).await
+}
+
+/// Closes an open stay and writes its TransactionCompleted event. `None` when the stay was no
+/// longer open (another exit won).
 pub async fn close(
     store: &Store,
     stay: &Stay,
     exit: &Exit,
     payload: &str,
 ) -> Result<Option<i64>, AppError> {
-    Ok(write_tx!(store, |tx| {
-        let closed = sqlx::query(
-            "UPDATE transactions SET exit_at = $2, exit_event_id = $3, rate_no = $4, duration_minutes = $5, \
-                 amount_minor = $6, currency_code = $7 WHERE id = $1 AND exit_at IS NULL",
-        )
-        .bind(stay.id)
-        .bind(to_micros(exit.at))
-        .bind(&exit.event_id)
-        .bind(exit.rate_no)
-        .bind(exit.duration_minutes)
-        .bind(exit.amount_minor)
-        .bind(&exit.currency_code)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if closed == 0 {
-            None
-        } else {
-            let event = NewEvent {
-                event_id: &exit.event_id,
-                provider_id: stay.provider_id,
-                payload,
-                origin: store.origin(),
-            };
-            Some(tx.append(&event).await?)
-        }
-    }))
+    let job = ExitJob {
+        stay_id: stay.id,
+        at: to_micros(exit.at),
+        rate_no: exit.rate_no,
+        duration_minutes: exit.duration_minutes,
+        amount_minor: exit.amount_minor,
+        currency_code: exit.currency_code.clone(),
+        event: QueuedEvent {
+            event_id: exit.event_id.clone(),
+            provider_id: stay.provider_id,
+            payload: payload.to_owned(),
+        },
+        origin: store.origin().to_owned(),
+    };
+    submit(store, job).await
 }
 
 #[derive(Debug, sqlx::FromRow)]

@@ -76,7 +76,7 @@ impl EventBus {
     }
 
     /// Records an event this process committed and wakes this process's subscribers. (Other
-    /// instances were notified by the commit itself, see [`crate::events::store::Outbox`].)
+    /// instances were notified by the commit itself, see [`crate::events::store::append_postgres`].)
     pub fn committed(&self, event: Committed) {
         let seq = event.seq;
         {

@@ -3,9 +3,8 @@
 //! Events are numbered by `event_sequence`, a single row that every writer of events updates in
 //! its own transaction: PostgreSQL holds that row lock until commit, and SQLite has one writer,
 //! so sequence numbers are handed out in commit order and a reader that has seen event N never
-//! later finds an N-1 it missed. See [`Outbox`].
+//! later finds an N-1 it missed. See [`append_sqlite`] and [`append_postgres`].
 
-use futures_util::future::BoxFuture;
 use jiff::Timestamp;
 
 use crate::domain::time::to_micros;
@@ -14,76 +13,98 @@ use crate::store::{Backend, Store};
 use crate::{read, write_tx};
 
 /// An event for the outbox, written in the transaction that makes it true.
-pub struct NewEvent<'a> {
-    pub event_id: &'a str,
+#[derive(Debug, Clone)]
+pub struct QueuedEvent {
+    pub event_id: String,
     /// The provider it concerns; `None`: only the operator sees it.
     pub provider_id: Option<i64>,
-    pub payload: &'a str,
-    /// [`Store::origin`] of the instance writing it.
-    pub origin: &'a str,
+    pub payload: String,
 }
 
-/// Appending to the outbox, on either backend's connection.
-pub trait Outbox {
-    /// Numbers `event`, stores it and returns its number; run inside the transaction that
-    /// writes what the event reports.
-    fn append<'c>(&'c mut self, event: &'c NewEvent<'c>)
-    -> BoxFuture<'c, Result<i64, sqlx::Error>>;
-}
-
-impl Outbox for sqlx::SqliteConnection {
-    /// Two statements: SQLite has one writer, so nothing waits on the sequence row.
-    fn append<'c>(
-        &'c mut self,
-        event: &'c NewEvent<'c>,
-    ) -> BoxFuture<'c, Result<i64, sqlx::Error>> {
-        Box::pin(async move {
-            let seq: i64 = sqlx::query_scalar(
-                "UPDATE event_sequence SET last = last + 1 WHERE id = 1 RETURNING last",
-            )
-            .fetch_one(&mut *self)
-            .await?;
-            sqlx::query(
-                "INSERT INTO events (seq, event_id, provider_id, payload, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(seq)
-            .bind(event.event_id)
-            .bind(event.provider_id)
-            .bind(event.payload)
-            .bind(to_micros(Timestamp::now()))
-            .execute(&mut *self)
-            .await?;
-            Ok(seq)
-        })
+/// Numbers `events` one after another and stores them, inside the transaction that writes what
+/// they report, on the group commit's SQLite connection; returns their numbers, in order. SQLite
+/// has one writer, so nothing waits on the sequence row.
+pub fn append_sqlite(
+    conn: &rusqlite::Connection,
+    events: &[&QueuedEvent],
+) -> Result<Vec<i64>, rusqlite::Error> {
+    if events.is_empty() {
+        return Ok(Vec::new());
     }
+    let count = events.len() as i64;
+    let last: i64 = conn
+        .prepare_cached("UPDATE event_sequence SET last = last + ?1 WHERE id = 1 RETURNING last")?
+        .query_row([count], |row| row.get(0))?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO events (seq, event_id, provider_id, payload, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let now = to_micros(Timestamp::now());
+    let mut numbers = Vec::with_capacity(events.len());
+    for (seq, event) in (last - count + 1..).zip(events) {
+        insert.execute(rusqlite::params![
+            seq,
+            event.event_id,
+            event.provider_id,
+            event.payload,
+            now
+        ])?;
+        numbers.push(seq);
+    }
+    Ok(numbers)
 }
 
-impl Outbox for sqlx::PgConnection {
-    /// One statement numbers the event, stores it and queues the notification to the other
-    /// instances (PostgreSQL sends it at commit, as `origin:seq`): every writer of events waits for the
-    /// sequence row's lock, held until commit, so the less that happens under it the better.
-    fn append<'c>(
-        &'c mut self,
-        event: &'c NewEvent<'c>,
-    ) -> BoxFuture<'c, Result<i64, sqlx::Error>> {
-        Box::pin(async move {
-            sqlx::query_scalar(
-                "WITH s AS (UPDATE event_sequence SET last = last + 1 WHERE id = 1 RETURNING last), \
-                 e AS (INSERT INTO events (seq, event_id, provider_id, payload, created_at) \
-                       SELECT last, $1::text, $2::bigint, $3::text, $4::bigint FROM s RETURNING seq) \
-                 SELECT e.seq FROM e, LATERAL (SELECT pg_notify($5, $6 || ':' || e.seq::text)) AS notified",
-            )
-            .bind(event.event_id)
-            .bind(event.provider_id)
-            .bind(event.payload)
-            .bind(to_micros(Timestamp::now()))
-            .bind(crate::events::bus::CHANNEL)
-            .bind(event.origin)
-            .fetch_one(&mut *self)
-            .await
-        })
+/// The same on PostgreSQL, in one statement that also queues the notification to the other
+/// instances (PostgreSQL sends them at commit, each as `origin:seq`). Every writer of events
+/// waits for the sequence row's lock, held until commit, so a batch appends its events last,
+/// all at once.
+pub async fn append_postgres(
+    tx: &mut sqlx::PgConnection,
+    events: &[&QueuedEvent],
+    origin: &str,
+) -> Result<Vec<i64>, sqlx::Error> {
+    if events.is_empty() {
+        return Ok(Vec::new());
     }
+    let mut numbers: Vec<i64> = sqlx::query_scalar(
+        "WITH s AS (UPDATE event_sequence SET last = last + cardinality($1::text[]) WHERE id = 1 \
+                    RETURNING last), \
+         e AS (INSERT INTO events (seq, event_id, provider_id, payload, created_at) \
+               SELECT s.last - cardinality($1::text[]) + r.n, r.event_id, r.provider_id, \
+                      r.payload, $4::bigint \
+                 FROM s, UNNEST($1::text[], $2::bigint[], $3::text[]) \
+                      WITH ORDINALITY AS r (event_id, provider_id, payload, n) \
+               RETURNING seq) \
+         SELECT e.seq FROM e, LATERAL (SELECT pg_notify($5, $6 || ':' || e.seq::text)) AS notified",
+    )
+    .bind(
+        events
+            .iter()
+            .map(|e| e.event_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(events.iter().map(|e| e.provider_id).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|e| e.payload.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(to_micros(Timestamp::now()))
+    .bind(crate::events::bus::CHANNEL)
+    .bind(origin)
+    .fetch_all(&mut *tx)
+    .await?;
+    // Numbered in the order given: the k-th event has the k-th number.
+    numbers.sort_unstable();
+    if numbers.len() != events.len() {
+        return Err(sqlx::Error::Protocol(format!(
+            "{} events appended as {} rows",
+            events.len(),
+            numbers.len()
+        )));
+    }
+    Ok(numbers)
 }
 
 #[derive(Debug, Clone)]
