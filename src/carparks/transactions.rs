@@ -199,6 +199,13 @@ pub struct TransactionResult {
     pub currency_code: Option<String>,
 }
 
+/// A new EventID: a UUID that begins with the time it was made (version 7), so the outbox's
+/// unique index on it grows at its end, where a random one (version 4) put every event on a
+/// page of its own in each commit.
+fn new_event_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 fn entry_result(stay: &Stay) -> TransactionResult {
     TransactionResult {
         transaction_id: stay.id,
@@ -256,7 +263,7 @@ async fn post_entry(
             &uuid::Uuid::new_v4().simple().to_string()[..12].to_uppercase()
         )
     });
-    let event_id = uuid::Uuid::new_v4().to_string();
+    let event_id = new_event_id();
     let payload = frames::transaction_started(
         &identity(
             &carpark,
@@ -402,7 +409,7 @@ async fn post_exit(
     let price = price_stay(&state, &lot, &stay, at, &rate).await?;
     let exit = Exit {
         at,
-        event_id: uuid::Uuid::new_v4().to_string(),
+        event_id: new_event_id(),
         rate_no: rate.rate_no,
         duration_minutes: price.duration_minutes,
         amount_minor: price.amount_minor,
