@@ -4,6 +4,7 @@ use jiff::Timestamp;
 
 use super::Vehicle;
 use crate::domain::time::{from_micros, to_micros};
+use crate::events::bus::{Committed, EventBus};
 use crate::events::store::{QueuedEvent, append_postgres, append_sqlite};
 use crate::http::AppError;
 use crate::read;
@@ -208,6 +209,7 @@ struct EntryJob {
     entry_at: i64,
     event: QueuedEvent,
     origin: String,
+    bus: EventBus,
 }
 
 /// SQLite: an entry, in the group commit's transaction.
@@ -225,6 +227,7 @@ struct ExitJob {
     currency_code: String,
     event: QueuedEvent,
     origin: String,
+    bus: EventBus,
 }
 
 /// SQLite: an exit, in the group commit's transaction; changes nothing if the stay was closed.
@@ -232,8 +235,23 @@ const CLOSE_STAY: &str = "UPDATE transactions SET exit_at = ?2, exit_event_id = 
      duration_minutes = ?5, amount_minor = ?6, currency_code = ?7 \
      WHERE id = ?1 AND exit_at IS NULL";
 
+/// Tells this process's subscribers of a committed event: from the batch, in the order its
+/// events were numbered, before any writer is answered (answered writers run in any order, and
+/// a subscriber that met a gap would read the database for it).
+fn announce(bus: &EventBus, event: &QueuedEvent, seq: i64) {
+    bus.committed(Committed {
+        seq,
+        provider_id: event.provider_id,
+        payload: event.payload.clone(),
+    });
+}
+
 impl Job for EntryJob {
     type Output = (i64, i64);
+
+    fn committed(&self, &(_, seq): &(i64, i64)) {
+        announce(&self.bus, &self.event, seq);
+    }
 
     fn run(&self, conn: &rusqlite::Connection) -> Result<(i64, i64), AppError> {
         let id: i64 = conn
@@ -264,6 +282,12 @@ impl Job for EntryJob {
 
 impl Job for ExitJob {
     type Output = Option<i64>;
+
+    fn committed(&self, seq: &Option<i64>) {
+        if let Some(seq) = *seq {
+            announce(&self.bus, &self.event, seq);
+        }
+    }
 
     fn run(&self, conn: &rusqlite::Connection) -> Result<Option<i64>, AppError> {
         let closed = conn
@@ -314,6 +338,10 @@ fn column<'j, J, T>(jobs: &[&'j J], field: impl Fn(&'j J) -> T) -> Vec<T> {
 impl Batched for EntryJob {
     type Output = (i64, i64);
 
+    fn committed(&self, &(_, seq): &(i64, i64)) {
+        announce(&self.bus, &self.event, seq);
+    }
+
     /// One transaction: the stays in one statement, in key order (two batches that insert the
     /// same vehicle wait for each other rather than deadlock), then their events in another.
     fn run_together<'a>(
@@ -359,6 +387,12 @@ impl Batched for EntryJob {
 
 impl Batched for ExitJob {
     type Output = Option<i64>;
+
+    fn committed(&self, seq: &Option<i64>) {
+        if let Some(seq) = *seq {
+            announce(&self.bus, &self.event, seq);
+        }
+    }
 
     /// One transaction: the stays closed in one statement, then the events of those that were
     /// still open in another.
@@ -418,9 +452,13 @@ where
     }
 }
 
-/// Writes a new stay and its TransactionStarted event. Returns the stay's id and the event's
-/// sequence number.
-pub async fn insert_entry(store: &Store, new: &NewStay<'_>) -> Result<(i64, i64), AppError> {
+/// Writes a new stay and its TransactionStarted event, which `bus` announces to this process's
+/// subscribers once committed. Returns the stay's id and the event's sequence number.
+pub async fn insert_entry(
+    store: &Store,
+    bus: &EventBus,
+    new: &NewStay<'_>,
+) -> Result<(i64, i64), AppError> {
     let job = EntryJob {
         lot_id: new.lot_id,
         ticket_type: new.vehicle.ticket_type,
@@ -434,14 +472,17 @@ pub async fn insert_entry(store: &Store, new: &NewStay<'_>) -> Result<(i64, i64)
             payload: new.payload.to_owned(),
         },
         origin: store.origin().to_owned(),
+        bus: bus.clone(),
     };
     submit(store, job).await
 }
 
-/// Closes an open stay and writes its TransactionCompleted event. `None` when the stay was no
-/// longer open (another exit won).
+/// Closes an open stay and writes its TransactionCompleted event, which `bus` announces to this
+/// process's subscribers once committed. `None` when the stay was no longer open (another exit
+/// won).
 pub async fn close(
     store: &Store,
+    bus: &EventBus,
     stay: &Stay,
     exit: &Exit,
     payload: &str,
@@ -459,6 +500,7 @@ pub async fn close(
             payload: payload.to_owned(),
         },
         origin: store.origin().to_owned(),
+        bus: bus.clone(),
     };
     submit(store, job).await
 }

@@ -14,7 +14,6 @@ use super::tariff::{self, Rate};
 use super::{PLATE, Vehicle, identifiers, rates};
 use crate::app::AppState;
 use crate::domain::DateTimeInput;
-use crate::events::bus::Committed;
 use crate::events::frames::{self, Completion, Identity};
 use crate::http::error::ErrorBody;
 use crate::http::{AppError, FieldErrors, Json, Principal, QueryMap};
@@ -283,14 +282,8 @@ async fn post_entry(
         event_id: &event_id,
         payload: &payload,
     };
-    let provider_id = new.provider_id;
-    match store::insert_entry(&state.store, &new).await {
-        Ok((id, seq)) => {
-            state.events.committed(Committed {
-                seq,
-                provider_id,
-                payload,
-            });
+    match store::insert_entry(&state.store, &state.events, &new).await {
+        Ok((id, _)) => {
             let result = TransactionResult {
                 transaction_id: id,
                 event_id,
@@ -430,15 +423,8 @@ async fn post_exit(
         },
         &exit.event_id,
     );
-    match store::close(&state.store, &stay, &exit, &payload).await? {
-        Some(seq) => {
-            state.events.committed(Committed {
-                seq,
-                provider_id: stay.provider_id,
-                payload,
-            });
-            Ok((StatusCode::CREATED, Json(exit_result(&stay, &exit))))
-        }
+    match store::close(&state.store, &state.events, &stay, &exit, &payload).await? {
+        Some(_) => Ok((StatusCode::CREATED, Json(exit_result(&stay, &exit)))),
         None => repeated_exit(&state, &lot, &report, requested).await,
     }
 }

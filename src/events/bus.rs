@@ -32,6 +32,9 @@ pub struct Committed {
 /// How many of the latest events committed here are kept in memory.
 const RECENT: usize = 1024;
 
+/// How many times [`EventBus::since_settled`] lets other tasks run before it gives up on a gap.
+const GAP_ROUNDS: usize = 4;
+
 #[derive(Clone)]
 pub struct EventBus {
     latest: Arc<watch::Sender<i64>>,
@@ -109,6 +112,22 @@ impl EventBus {
             events.push(event.clone());
         }
         (through >= latest).then_some((events, through))
+    }
+
+    /// [`EventBus::since`], giving a gap a moment to close first. A group commit answers all
+    /// its writers at once, and each announces its own event when its task runs, in no
+    /// particular order: a subscriber woken by the first would otherwise find the others
+    /// missing and ask the database for events this process is about to hand it. The tasks
+    /// woken with it run while it yields; a gap still open after that (another instance's
+    /// events, or a writer that never announced) is read from the database.
+    pub async fn since_settled(&self, seen: i64) -> Option<(Vec<Arc<Committed>>, i64)> {
+        for _ in 0..GAP_ROUNDS {
+            if let Some(found) = self.since(seen) {
+                return Some(found);
+            }
+            tokio::task::yield_now().await;
+        }
+        self.since(seen)
     }
 
     pub fn subscribe(&self) -> watch::Receiver<i64> {
@@ -273,6 +292,21 @@ mod tests {
         assert_eq!(seqs(bus.since(2)), Some((vec![3], 3)));
         commit(&bus, 2, None);
         assert_eq!(seqs(bus.since(0)), Some((vec![1, 2, 3], 3)));
+    }
+
+    #[tokio::test]
+    async fn a_gap_closed_by_writers_answered_together_is_waited_for_briefly() {
+        let bus = bus();
+        commit(&bus, 1, None);
+        commit(&bus, 3, None);
+        // 2's writer was answered with 3's and runs while the subscriber yields
+        let writer = bus.clone();
+        let late = tokio::spawn(async move { commit(&writer, 2, None) });
+        assert_eq!(seqs(bus.since_settled(0).await), Some((vec![1, 2, 3], 3)));
+        late.await.unwrap();
+        // a gap nobody here fills goes to the database
+        bus.published(5);
+        assert_eq!(seqs(bus.since_settled(3).await), None);
     }
 
     #[test]

@@ -375,7 +375,7 @@ async fn run(
         let from_bus = if ask_database {
             None
         } else {
-            state.events.since(seen)
+            state.events.since_settled(seen).await
         };
         let (events, full) = match from_bus {
             Some((events, through)) => {

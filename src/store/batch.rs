@@ -64,6 +64,10 @@ pub trait Batched: Send + Sync + Sized + 'static {
     /// Runs `jobs` and answers each, in order. It commits what it wrote before it returns.
     fn run_together<'a>(pool: &'a PgPool, jobs: &'a [&'a Self])
     -> JobFuture<'a, Vec<Self::Output>>;
+
+    /// Called for each job whose write committed, in the batch's order, before any of the
+    /// batch is answered (see [`crate::store::group::Job::committed`]). Nothing by default.
+    fn committed(&self, _output: &Self::Output) {}
 }
 
 type Pending<J> = (J, oneshot::Sender<Result<<J as Batched>::Output, AppError>>);
@@ -130,6 +134,11 @@ async fn lane<J: Batched>(
         // Before any caller is answered: what it was told is committed is counted.
         committed.fetch_add(1, Ordering::AcqRel);
         counts.committed(jobs.len(), started.elapsed());
+        for (job, result) in jobs.iter().zip(&results) {
+            if let Ok(output) = result {
+                job.committed(output);
+            }
+        }
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
         }

@@ -42,6 +42,11 @@ pub trait Job: Send + Sync + Sized + 'static {
     fn run_many(jobs: &[&Self], conn: &Connection) -> Result<Vec<Self::Output>, AppError> {
         jobs.iter().map(|job| job.run(conn)).collect()
     }
+
+    /// Called once the job's transaction has committed, before any job of its batch is
+    /// answered, in the order the jobs ran: for what must be told in commit order (an event
+    /// to this process's subscribers). Nothing by default.
+    fn committed(&self, _output: &Self::Output) {}
 }
 
 type Answer = Result<Box<dyn Any + Send>, AppError>;
@@ -51,6 +56,9 @@ trait ErasedJob: Send + Sync {
     fn as_any(&self) -> &dyn Any;
 
     fn run_erased(&self, conn: &Connection) -> Answer;
+
+    /// [`Job::committed`] with `answer`'s output, if it is one of this job's kind.
+    fn committed_erased(&self, answer: &Answer);
 
     /// Runs `jobs`, every one of this job's own kind, through [`Job::run_many`].
     fn run_many_erased(
@@ -68,6 +76,14 @@ impl<J: Job> ErasedJob for J {
     fn run_erased(&self, conn: &Connection) -> Answer {
         self.run(conn)
             .map(|out| Box::new(out) as Box<dyn Any + Send>)
+    }
+
+    fn committed_erased(&self, answer: &Answer) {
+        if let Ok(output) = answer
+            && let Some(output) = output.downcast_ref::<J::Output>()
+        {
+            self.committed(output);
+        }
     }
 
     fn run_many_erased(
@@ -282,6 +298,9 @@ fn run_batch(conn: &Connection, jobs: &[Box<dyn ErasedJob>]) -> Result<Vec<Answe
     }
     if !failed {
         finish(conn, true)?;
+        for (job, result) in jobs.iter().zip(&results) {
+            job.committed_erased(result);
+        }
         return Ok(results);
     }
     finish(conn, false)?;
@@ -290,6 +309,7 @@ fn run_batch(conn: &Connection, jobs: &[Box<dyn ErasedJob>]) -> Result<Vec<Answe
         begin(conn)?;
         let result = job.run_erased(conn);
         finish(conn, result.is_ok())?;
+        job.committed_erased(&result);
         results.push(result);
     }
     Ok(results)
