@@ -114,12 +114,12 @@ impl EventBus {
         (through >= latest).then_some((events, through))
     }
 
-    /// [`EventBus::since`], giving a gap a moment to close first. A group commit answers all
-    /// its writers at once, and each announces its own event when its task runs, in no
-    /// particular order: a subscriber woken by the first would otherwise find the others
-    /// missing and ask the database for events this process is about to hand it. The tasks
-    /// woken with it run while it yields; a gap still open after that (another instance's
-    /// events, or a writer that never announced) is read from the database.
+    /// [`EventBus::since`], giving a gap a moment to close first. A batch announces its own
+    /// events in order (see [`crate::store::group::Job::committed`]), but two batches that
+    /// commit at the same moment (PostgreSQL's lanes) may announce theirs in either order: a
+    /// subscriber woken by the later one would otherwise ask the database for events this
+    /// process is about to hand it. The tasks woken with it run while it yields; a gap still
+    /// open after that (another instance's events, say) is read from the database.
     pub async fn since_settled(&self, seen: i64) -> Option<(Vec<Arc<Committed>>, i64)> {
         for _ in 0..GAP_ROUNDS {
             if let Some(found) = self.since(seen) {
@@ -299,7 +299,7 @@ mod tests {
         let bus = bus();
         commit(&bus, 1, None);
         commit(&bus, 3, None);
-        // 2's writer was answered with 3's and runs while the subscriber yields
+        // 2's batch committed with 3's and announces while the subscriber yields
         let writer = bus.clone();
         let late = tokio::spawn(async move { commit(&writer, 2, None) });
         assert_eq!(seqs(bus.since_settled(0).await), Some((vec![1, 2, 3], 3)));
