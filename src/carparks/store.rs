@@ -8,7 +8,7 @@ use crate::events::bus::{Committed, EventBus};
 use crate::events::store::{QueuedEvent, append_postgres, append_sqlite};
 use crate::http::AppError;
 use crate::read;
-use crate::store::batch::{Batched, JobFuture};
+use crate::store::batch::{Batched, JobFuture, column};
 use crate::store::group::Job;
 use crate::store::{Backend, Store, from_rusqlite};
 
@@ -330,11 +330,6 @@ const CLOSE_STAYS: &str = "UPDATE transactions t SET exit_at = r.exit_at, \
      WHERE t.id = r.id AND t.exit_at IS NULL \
      RETURNING t.exit_event_id";
 
-/// Each of `jobs`' `field`, as one array to bind.
-fn column<'j, J, T>(jobs: &[&'j J], field: impl Fn(&'j J) -> T) -> Vec<T> {
-    jobs.iter().map(|&job| field(job)).collect()
-}
-
 impl Batched for EntryJob {
     type Output = (i64, i64);
 
@@ -437,28 +432,13 @@ impl Batched for ExitJob {
     }
 }
 
-/// Runs `job` with the other writes waiting now: SQLite's group commit, or PostgreSQL's batcher
-/// of its kind. Answers once its batch has committed.
-async fn submit<J>(store: &Store, job: J) -> Result<<J as Job>::Output, AppError>
-where
-    J: Job + Batched<Output = <J as Job>::Output>,
-{
-    match store.backend() {
-        Backend::Sqlite(sqlite) => sqlite.group.submit(job).await,
-        Backend::Postgres(_) => match store.batcher::<J>() {
-            Some(batcher) => batcher.submit(job).await,
-            None => Err(AppError::internal(anyhow::anyhow!("no batcher for stays"))),
-        },
-    }
-}
-
 /// Writes a new stay and its TransactionStarted event, which `bus` announces to this process's
-/// subscribers once committed. Returns the stay's id and the event's sequence number.
+/// subscribers once committed. Returns the stay's id.
 pub async fn insert_entry(
     store: &Store,
     bus: &EventBus,
     new: &NewStay<'_>,
-) -> Result<(i64, i64), AppError> {
+) -> Result<i64, AppError> {
     let job = EntryJob {
         lot_id: new.lot_id,
         ticket_type: new.vehicle.ticket_type,
@@ -474,7 +454,8 @@ pub async fn insert_entry(
         origin: store.origin().to_owned(),
         bus: bus.clone(),
     };
-    submit(store, job).await
+    let (id, _) = store.submit(job).await?;
+    Ok(id)
 }
 
 /// Closes an open stay and writes its TransactionCompleted event, which `bus` announces to this
@@ -502,7 +483,7 @@ pub async fn close(
         origin: store.origin().to_owned(),
         bus: bus.clone(),
     };
-    submit(store, job).await
+    store.submit(job).await
 }
 
 #[derive(Debug, sqlx::FromRow)]

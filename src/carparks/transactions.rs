@@ -283,7 +283,7 @@ async fn post_entry(
         payload: &payload,
     };
     match store::insert_entry(&state.store, &state.events, &new).await {
-        Ok((id, _)) => {
+        Ok(id) => {
             let result = TransactionResult {
                 transaction_id: id,
                 event_id,

@@ -57,6 +57,12 @@ pub(super) async fn gather<T>(receiver: &mut mpsc::Receiver<T>, batch: &mut Vec<
     }
 }
 
+/// Each of `jobs`' `field`, as one array to bind: a batch's column, for a statement over
+/// `UNNEST` of arrays (one prepared statement whatever the batch's size).
+pub fn column<'j, J, T>(jobs: &[&'j J], field: impl Fn(&'j J) -> T) -> Vec<T> {
+    jobs.iter().map(|&job| field(job)).collect()
+}
+
 /// A write that can run together with others of its kind.
 pub trait Batched: Send + Sync + Sized + 'static {
     type Output: Send + 'static;

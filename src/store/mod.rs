@@ -255,6 +255,24 @@ impl Store {
         self.feed.as_ref()
     }
 
+    /// Runs `job` with the other writes waiting now: in SQLite's group commit, or in the next
+    /// batch of PostgreSQL's batcher of its kind. Answers once its batch has committed.
+    pub async fn submit<J>(&self, job: J) -> Result<<J as group::Job>::Output, AppError>
+    where
+        J: group::Job + batch::Batched<Output = <J as group::Job>::Output>,
+    {
+        match self.backend() {
+            Backend::Sqlite(sqlite) => sqlite.group.submit(job).await,
+            Backend::Postgres(_) => match self.batcher::<J>() {
+                Some(batcher) => batcher.submit(job).await,
+                None => Err(AppError::internal(anyhow::anyhow!(
+                    "no batcher for {}",
+                    std::any::type_name::<J>()
+                ))),
+            },
+        }
+    }
+
     /// PostgreSQL: the batcher that gathers concurrent jobs of kind `J` (None on SQLite, whose
     /// writes all go through [`SqliteDb::group`]).
     pub fn batcher<J: batch::Batched>(&self) -> Option<Arc<batch::Batcher<J>>> {

@@ -12,9 +12,9 @@ use jiff::Timestamp;
 use super::event::ValidTicket;
 use crate::domain::time::to_micros;
 use crate::http::AppError;
-use crate::store::batch::{Batched, JobFuture};
+use crate::store::Store;
+use crate::store::batch::{Batched, JobFuture, column};
 use crate::store::group::Job;
-use crate::store::{Backend, Store};
 use crate::write_tx;
 
 /// What a CreateOrUpdate did.
@@ -161,9 +161,6 @@ async fn upsert_postgres<'e, E>(
 where
     E: sqlx::Executor<'e, Database = sqlx::Postgres>,
 {
-    fn column<'j, T>(jobs: &[&'j UpsertJob], field: impl Fn(&'j UpsertJob) -> T) -> Vec<T> {
-        jobs.iter().map(|&job| field(job)).collect()
-    }
     sqlx::query_as::<_, StoredRow>(UPSERT_POSTGRES)
         .bind(column(jobs, |j| j.provider_id))
         .bind(column(jobs, |j| j.ticket_id.as_str()))
@@ -280,15 +277,8 @@ pub async fn upsert(
         currency: cost.map(|c| c.currency.as_str().to_owned()),
         now: to_micros(Timestamp::now()),
     };
-    let stored = match store.backend() {
-        Backend::Sqlite(sqlite) => sqlite.group.submit(job).await?,
-        // Gathered with the other upserts waiting now: one statement, one commit.
-        Backend::Postgres(_) => match store.batcher::<UpsertJob>() {
-            Some(batcher) => batcher.submit(job).await?,
-            None => return Err(AppError::internal(anyhow::anyhow!("no ticket batcher"))),
-        },
-    };
-    Ok(match stored {
+    // Gathered with the other upserts waiting now: one statement, one commit.
+    Ok(match store.submit(job).await? {
         Some(_) => Upserted::Stored,
         None => Upserted::AlreadyCanceled,
     })
