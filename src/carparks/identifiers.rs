@@ -18,7 +18,7 @@ use crate::http::error::ErrorBody;
 use crate::http::paging::{PageMeta, Paging};
 use crate::http::{AppError, FieldErrors, Json, Principal, QueryMap};
 use crate::principals::Role;
-use crate::store::Store;
+use crate::store::{Param, Store, lookup};
 use crate::{read, write_tx};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -153,15 +153,16 @@ pub fn overlaps(a: (Option<i64>, Option<i64>), b: (Option<i64>, Option<i64>)) ->
     a_from < b_until && b_from < a_until
 }
 
-#[derive(sqlx::FromRow)]
-struct IdentifierRow {
-    provider_id: i64,
-    ticket_no: String,
-    ticket_type: i64,
-    valid_carparks: Option<String>,
-    valid_from: Option<i64>,
-    valid_until: Option<i64>,
-    reference_no: String,
+crate::lookup_row! {
+    struct IdentifierRow {
+        provider_id: i64,
+        ticket_no: String,
+        ticket_type: i64,
+        valid_carparks: Option<String>,
+        valid_from: Option<i64>,
+        valid_until: Option<i64>,
+        reference_no: String,
+    }
 }
 
 impl IdentifierRow {
@@ -183,8 +184,14 @@ impl IdentifierRow {
     }
 }
 
-const COLUMNS: &str =
-    "provider_id, ticket_no, ticket_type, valid_carparks, valid_from, valid_until, reference_no";
+/// The columns of an [`IdentifierRow`], in its order; a macro so statements can be put
+/// together at compile time.
+macro_rules! identifier_columns {
+    () => {
+        "provider_id, ticket_no, ticket_type, valid_carparks, valid_from, valid_until, reference_no"
+    };
+}
+const COLUMNS: &str = identifier_columns!();
 
 /// Stores the claim for `provider`: 409 when another provider holds the identifier for an
 /// overlapping time. Claims of one identifier are serialised on its `identifier_keys` row.
@@ -269,13 +276,17 @@ pub async fn owner_at(
     lot: i64,
     at: Timestamp,
 ) -> Result<Option<(i64, String)>, AppError> {
-    let rows: Vec<IdentifierRow> = read!(store, |db| {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM identifiers WHERE ticket_type = $1 AND ticket_key = $2 ORDER BY id"))
-            .bind(vehicle.ticket_type)
-            .bind(&vehicle.key)
-            .fetch_all(db)
-            .await?
-    });
+    const SQL: &str = concat!(
+        "SELECT ",
+        identifier_columns!(),
+        " FROM identifiers WHERE ticket_type = $1 AND ticket_key = $2 ORDER BY id"
+    );
+    let rows: Vec<IdentifierRow> = lookup::all(
+        store,
+        SQL,
+        &[Param::Int(vehicle.ticket_type), Param::Text(&vehicle.key)],
+    )
+    .await?;
     let at = to_micros(at);
     for row in rows {
         if !overlaps((row.valid_from, row.valid_until), (Some(at), Some(at + 1))) {

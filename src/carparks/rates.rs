@@ -14,9 +14,9 @@ use crate::http::error::ErrorBody;
 use crate::http::extract::path_id;
 use crate::http::{AppError, FieldErrors, Json, Principal};
 use crate::principals::Role;
-use crate::store::Store;
+use crate::store::{Param, Store, lookup};
 use crate::tickets::event::CurrencyCode;
-use crate::{read, write_tx};
+use crate::write_tx;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -182,17 +182,18 @@ impl RateInput {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct RateRow {
-    rate_no: i64,
-    name: String,
-    currency_code: String,
-    free_minutes: i64,
-    period_minutes: i64,
-    price_per_period: i64,
-    bands: String,
-    max_per_day: Option<i64>,
-    is_default: bool,
+crate::lookup_row! {
+    struct RateRow {
+        rate_no: i64,
+        name: String,
+        currency_code: String,
+        free_minutes: i64,
+        period_minutes: i64,
+        price_per_period: i64,
+        bands: String,
+        max_per_day: Option<i64>,
+        is_default: bool,
+    }
 }
 
 impl RateRow {
@@ -224,16 +225,15 @@ impl RateRow {
 
 /// A lot's rates by number; the default is the one marked so, else the lowest number.
 pub async fn list(store: &Store, lot_id: i64) -> Result<Vec<Rate>, AppError> {
-    let rows: Vec<RateRow> = read!(store, |db| {
-        sqlx::query_as(
-            "SELECT rate_no, name, currency_code, free_minutes, period_minutes, price_per_period, \
-                    bands, max_per_day, is_default \
-             FROM rates WHERE parking_lot_id = $1 ORDER BY rate_no",
-        )
-        .bind(lot_id)
-        .fetch_all(db)
-        .await?
-    });
+    // Every exit and quote asks: on SQLite it runs where it is asked.
+    let rows: Vec<RateRow> = lookup::all(
+        store,
+        "SELECT rate_no, name, currency_code, free_minutes, period_minutes, price_per_period, \
+                bands, max_per_day, is_default \
+         FROM rates WHERE parking_lot_id = $1 ORDER BY rate_no",
+        &[Param::Int(lot_id)],
+    )
+    .await?;
     let mut rates: Vec<Rate> = rows
         .into_iter()
         .map(RateRow::into_rate)

@@ -10,7 +10,7 @@ use crate::http::AppError;
 use crate::read;
 use crate::store::batch::{Batched, JobFuture, column};
 use crate::store::group::Job;
-use crate::store::{Backend, Store, from_rusqlite};
+use crate::store::{Param, Store, from_rusqlite, lookup};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exit {
@@ -35,22 +35,23 @@ pub struct Stay {
     pub exit: Option<Exit>,
 }
 
-#[derive(sqlx::FromRow)]
-struct StayRow {
-    id: i64,
-    parking_lot_id: i64,
-    ticket_type: i64,
-    ticket_no: String,
-    provider_id: Option<i64>,
-    reference_no: String,
-    entry_at: i64,
-    entry_event_id: String,
-    exit_at: Option<i64>,
-    exit_event_id: Option<String>,
-    rate_no: Option<i64>,
-    duration_minutes: Option<i64>,
-    amount_minor: Option<i64>,
-    currency_code: Option<String>,
+crate::lookup_row! {
+    struct StayRow {
+        id: i64,
+        parking_lot_id: i64,
+        ticket_type: i64,
+        ticket_no: String,
+        provider_id: Option<i64>,
+        reference_no: String,
+        entry_at: i64,
+        entry_event_id: String,
+        exit_at: Option<i64>,
+        exit_event_id: Option<String>,
+        rate_no: Option<i64>,
+        duration_minutes: Option<i64>,
+        amount_minor: Option<i64>,
+        currency_code: Option<String>,
+    }
 }
 
 impl From<StayRow> for Stay {
@@ -80,102 +81,70 @@ impl From<StayRow> for Stay {
     }
 }
 
-impl StayRow {
-    fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: row.get(0)?,
-            parking_lot_id: row.get(1)?,
-            ticket_type: row.get(2)?,
-            ticket_no: row.get(3)?,
-            provider_id: row.get(4)?,
-            reference_no: row.get(5)?,
-            entry_at: row.get(6)?,
-            entry_event_id: row.get(7)?,
-            exit_at: row.get(8)?,
-            exit_event_id: row.get(9)?,
-            rate_no: row.get(10)?,
-            duration_minutes: row.get(11)?,
-            amount_minor: row.get(12)?,
-            currency_code: row.get(13)?,
-        })
-    }
+/// A vehicle's stays in a car park that meet `$condition`, latest entry first: the stays of
+/// one vehicle at one lot are few, and the `transactions_vehicle` index finds them.
+macro_rules! stays_sql {
+    ($condition:literal) => {
+        concat!(
+            "SELECT id, parking_lot_id, ticket_type, ticket_no, provider_id, reference_no, \
+             entry_at, entry_event_id, exit_at, exit_event_id, rate_no, duration_minutes, \
+             amount_minor, currency_code FROM transactions \
+             WHERE parking_lot_id = $1 AND ticket_type = $2 AND ticket_key = $3 AND ",
+            $condition,
+            " ORDER BY entry_at DESC, id DESC"
+        )
+    };
 }
 
-/// Which of a vehicle's stays in a car park [`one`] finds.
-#[derive(Clone, Copy)]
-enum Which {
-    EnteredAt(i64),
-    Open,
-    LastClosed,
-}
-
-/// The latest stay of `vehicle` at `lot` that is `which`. One indexed lookup, so on SQLite it
-/// runs where it is asked (see [`crate::store::inline`]): every entry and exit asks one or two.
-/// The parameters appear in their order: PostgreSQL reads `$N` as the Nth, SQLite (rusqlite
-/// binds by position) numbers `$N` names as it meets them.
-async fn one(
+/// The stays of `vehicle` at `lot` that `sql` finds; `$4`, if `sql` has it, is `at`.
+async fn stays(
     store: &Store,
-    which: Which,
+    sql: &str,
     lot: i64,
     vehicle: &Vehicle,
-) -> Result<Option<Stay>, AppError> {
-    macro_rules! stay_sql {
-        ($condition:literal) => {
-            concat!(
-                "SELECT id, parking_lot_id, ticket_type, ticket_no, provider_id, reference_no, \
-                 entry_at, entry_event_id, exit_at, exit_event_id, rate_no, duration_minutes, \
-                 amount_minor, currency_code FROM transactions \
-                 WHERE parking_lot_id = $1 AND ticket_type = $2 AND ticket_key = $3 AND ",
-                $condition,
-                " ORDER BY entry_at DESC, id DESC LIMIT 1"
-            )
-        };
-    }
-    let (sql, at) = match which {
-        Which::EnteredAt(at) => (stay_sql!("entry_at = $4"), Some(at)),
-        Which::Open => (stay_sql!("exit_at IS NULL"), None),
-        Which::LastClosed => (stay_sql!("exit_at IS NOT NULL"), None),
-    };
-    let row: Option<StayRow> = match store.backend() {
-        Backend::Sqlite(db) => db.inline.read(|conn| {
-            let mut statement = conn.prepare_cached(sql)?;
-            let mut rows = match at {
-                Some(at) => {
-                    statement.query(rusqlite::params![lot, vehicle.ticket_type, vehicle.key, at])?
-                }
-                None => {
-                    statement.query(rusqlite::params![lot, vehicle.ticket_type, vehicle.key])?
-                }
-            };
-            rows.next()?.map(StayRow::from_sqlite).transpose()
-        })?,
-        Backend::Postgres(pool) => {
-            let query = sqlx::query_as(sql)
-                .bind(lot)
-                .bind(vehicle.ticket_type)
-                .bind(&vehicle.key);
-            match at {
-                Some(at) => query.bind(at).fetch_optional(pool).await?,
-                None => query.fetch_optional(pool).await?,
-            }
-        }
-    };
-    Ok(row.map(Stay::from))
+    at: Option<Timestamp>,
+) -> Result<Vec<Stay>, AppError> {
+    let params = [
+        Param::Int(lot),
+        Param::Int(vehicle.ticket_type),
+        Param::Text(&vehicle.key),
+        Param::Int(at.map(to_micros).unwrap_or_default()),
+    ];
+    let given = if at.is_some() { 4 } else { 3 };
+    let rows: Vec<StayRow> = lookup::all(store, sql, &params[..given]).await?;
+    Ok(rows.into_iter().map(Stay::from).collect())
 }
 
-/// The stay of this vehicle in this car park that began at `entry_at`.
-pub async fn by_entry(
+/// What an entry of `vehicle` at `entry_at` must know first, in one lookup: the stay that
+/// began then (the same entry sent again), and the vehicle's open stay (it is inside already).
+#[derive(Debug, Default)]
+pub struct BeforeEntry {
+    pub same: Option<Stay>,
+    pub open: Option<Stay>,
+}
+
+pub async fn before_entry(
     store: &Store,
     lot: i64,
     vehicle: &Vehicle,
     entry_at: Timestamp,
-) -> Result<Option<Stay>, AppError> {
-    one(store, Which::EnteredAt(to_micros(entry_at)), lot, vehicle).await
+) -> Result<BeforeEntry, AppError> {
+    const SQL: &str = stays_sql!("(entry_at = $4 OR exit_at IS NULL)");
+    let mut found = BeforeEntry::default();
+    for stay in stays(store, SQL, lot, vehicle, Some(entry_at)).await? {
+        if found.same.is_none() && stay.entry_at == entry_at {
+            found.same = Some(stay);
+        } else if found.open.is_none() && stay.exit.is_none() {
+            found.open = Some(stay);
+        }
+    }
+    Ok(found)
 }
 
 /// The vehicle's open stay in this car park.
 pub async fn open(store: &Store, lot: i64, vehicle: &Vehicle) -> Result<Option<Stay>, AppError> {
-    one(store, Which::Open, lot, vehicle).await
+    const SQL: &str = concat!(stays_sql!("exit_at IS NULL"), " LIMIT 1");
+    Ok(stays(store, SQL, lot, vehicle, None).await?.pop())
 }
 
 /// The vehicle's last finished stay in this car park.
@@ -184,7 +153,8 @@ pub async fn last_closed(
     lot: i64,
     vehicle: &Vehicle,
 ) -> Result<Option<Stay>, AppError> {
-    one(store, Which::LastClosed, lot, vehicle).await
+    const SQL: &str = concat!(stays_sql!("exit_at IS NOT NULL"), " LIMIT 1");
+    Ok(stays(store, SQL, lot, vehicle, None).await?.pop())
 }
 
 /// What an entry writes: a new stay and its TransactionStarted event.

@@ -249,11 +249,8 @@ async fn post_entry(
     let report = Report::from_json(&body).map_err(AppError::Validation)?;
     let (lot, carpark) = carpark(&state, &who, &report).await?;
     let at = resolve_time(&report, &lot)?.unwrap_or_else(Timestamp::now);
-    if let Some(stay) = store::by_entry(&state.store, lot.id, &report.vehicle, at).await? {
-        return Ok((StatusCode::OK, Json(entry_result(&stay))));
-    }
-    if let Some(open) = store::open(&state.store, lot.id, &report.vehicle).await? {
-        return Err(inside_already(&open));
+    if let Some(answer) = answered_before(&state, &lot, &report, at).await? {
+        return Ok(answer);
     }
     let owner = identifiers::owner_at(&state.store, &report.vehicle, lot.id, at).await?;
     let reference_no = owner.as_ref().map(|(_, r)| r.clone()).unwrap_or_else(|| {
@@ -296,19 +293,30 @@ async fn post_entry(
             Ok((StatusCode::CREATED, Json(result)))
         }
         // Another instance recorded an entry of this vehicle at the same moment.
-        Err(AppError::Conflict { .. }) => {
-            match store::by_entry(&state.store, lot.id, &report.vehicle, at).await? {
-                Some(stay) => Ok((StatusCode::OK, Json(entry_result(&stay)))),
-                None => match store::open(&state.store, lot.id, &report.vehicle).await? {
-                    Some(open) => Err(inside_already(&open)),
-                    None => Err(AppError::conflict(
-                        "transaction_conflict",
-                        "a concurrent report changed this vehicle's stay; send it again",
-                    )),
-                },
-            }
-        }
+        Err(AppError::Conflict { .. }) => match answered_before(&state, &lot, &report, at).await? {
+            Some(answer) => Ok(answer),
+            None => Err(AppError::conflict(
+                "transaction_conflict",
+                "a concurrent report changed this vehicle's stay; send it again",
+            )),
+        },
         Err(err) => Err(err),
+    }
+}
+
+/// An entry's answer when the stays already say it: the same entry sent again gets the first
+/// result (200); a vehicle inside already gets a 409.
+async fn answered_before(
+    state: &AppState,
+    lot: &Lot,
+    report: &Report,
+    at: Timestamp,
+) -> Result<Option<(StatusCode, Json<TransactionResult>)>, AppError> {
+    let before = store::before_entry(&state.store, lot.id, &report.vehicle, at).await?;
+    match (before.same, before.open) {
+        (Some(stay), _) => Ok(Some((StatusCode::OK, Json(entry_result(&stay))))),
+        (None, Some(open)) => Err(inside_already(&open)),
+        (None, None) => Ok(None),
     }
 }
 

@@ -7,7 +7,7 @@ use super::Role;
 use super::token::{self, NewToken};
 use crate::domain::time::{from_micros, to_micros};
 use crate::http::{AppError, FieldErrors};
-use crate::store::Store;
+use crate::store::{Param, Store, lookup};
 use crate::{read, write_tx};
 
 /// An authenticated caller.
@@ -20,12 +20,13 @@ pub struct Principal {
     pub all_lots: bool,
 }
 
-#[derive(sqlx::FromRow)]
-struct PrincipalRow {
-    id: i64,
-    role: String,
-    name: String,
-    all_lots: bool,
+crate::lookup_row! {
+    struct PrincipalRow {
+        id: i64,
+        role: String,
+        name: String,
+        all_lots: bool,
+    }
 }
 
 impl PrincipalRow {
@@ -304,15 +305,12 @@ pub async fn list_tokens(
 }
 
 pub async fn get(store: &Store, role: Role, id: i64) -> Result<Option<Principal>, AppError> {
-    let row: Option<PrincipalRow> = read!(store, |db| {
-        sqlx::query_as(
-            "SELECT id, role, name, all_lots FROM principals WHERE id = $1 AND role = $2",
-        )
-        .bind(id)
-        .bind(role.as_str())
-        .fetch_optional(db)
-        .await?
-    });
+    let row: Option<PrincipalRow> = lookup::optional(
+        store,
+        "SELECT id, role, name, all_lots FROM principals WHERE id = $1 AND role = $2",
+        &[Param::Int(id), Param::Text(role.as_str())],
+    )
+    .await?;
     row.map(PrincipalRow::into_principal).transpose()
 }
 
@@ -345,15 +343,13 @@ pub async fn may_use_lot(store: &Store, who: &Principal, lot_id: i64) -> Result<
     if who.all_lots {
         return Ok(true);
     }
-    let found: Option<i64> = read!(store, |db| {
-        sqlx::query_scalar(
-            "SELECT parking_lot_id FROM principal_lots WHERE principal_id = $1 AND parking_lot_id = $2",
-        )
-        .bind(who.id)
-        .bind(lot_id)
-        .fetch_optional(db)
-        .await?
-    });
+    // Every report of equipment limited to some lots asks: on SQLite it runs where it is asked.
+    let found: Option<(i64,)> = lookup::optional(
+        store,
+        "SELECT parking_lot_id FROM principal_lots WHERE principal_id = $1 AND parking_lot_id = $2",
+        &[Param::Int(who.id), Param::Int(lot_id)],
+    )
+    .await?;
     Ok(found.is_some())
 }
 

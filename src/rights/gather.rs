@@ -13,7 +13,8 @@ use crate::lots::Lot;
 use crate::permits::rules::covered_intervals;
 use crate::permits::schedule::WindowSpec;
 use crate::permits::store::{HeldPermit, HeldRow};
-use crate::store::{Backend, Store};
+use crate::store::lookup::{self, LookupRow};
+use crate::store::{Backend, Param, Store};
 
 /// One right that applies (or applied within the grace period), as the answer shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -146,27 +147,28 @@ pub(super) const TICKET: i32 = 0;
 pub(super) const STAY: i32 = 1;
 pub(super) const PERMIT: i32 = 2;
 
-/// One row of [`rights_sql!`]: `key` is the ticket id, the stay's reference number or the
-/// permit id; `name` the provider or the permit definition; `start_at`/`end_at` the span of
-/// a ticket or stay.
-#[derive(sqlx::FromRow)]
-pub(super) struct RightRow {
-    pub(super) kind: i32,
-    pub(super) plate: String,
-    pub(super) key: String,
-    pub(super) name: Option<String>,
-    pub(super) start_at: i64,
-    pub(super) end_at: Option<i64>,
-    pub(super) seq: Option<i64>,
-    pub(super) definition_id: Option<i64>,
-    pub(super) time_zone: Option<String>,
-    pub(super) schedule: Option<String>,
-    pub(super) valid_from: Option<String>,
-    pub(super) valid_to: Option<String>,
-    pub(super) lot_id: i64,
-    /// A permit's span ([starts_at, ends_at)); null for the other kinds.
-    pub(super) span_from: Option<i64>,
-    pub(super) span_to: Option<i64>,
+crate::lookup_row! {
+    /// One row of [`rights_sql!`]: `key` is the ticket id, the stay's reference number or the
+    /// permit id; `name` the provider or the permit definition; `start_at`/`end_at` the span of
+    /// a ticket or stay.
+    pub(super) struct RightRow {
+        pub(super) kind: i32,
+        pub(super) plate: String,
+        pub(super) key: String,
+        pub(super) name: Option<String>,
+        pub(super) start_at: i64,
+        pub(super) end_at: Option<i64>,
+        pub(super) seq: Option<i64>,
+        pub(super) definition_id: Option<i64>,
+        pub(super) time_zone: Option<String>,
+        pub(super) schedule: Option<String>,
+        pub(super) valid_from: Option<String>,
+        pub(super) valid_to: Option<String>,
+        pub(super) lot_id: i64,
+        /// A permit's span ([starts_at, ends_at)); null for the other kinds.
+        pub(super) span_from: Option<i64>,
+        pub(super) span_to: Option<i64>,
+    }
 }
 
 impl RightRow {
@@ -189,29 +191,6 @@ impl RightRow {
             span_from: None,
             span_to: None,
         }
-    }
-
-    /// By position, in the order [`rights_sql!`] selects the columns: looking a column up by
-    /// name compares it with every column's name, and that was a quarter of the time of
-    /// deciding a whole lot.
-    pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            kind: row.get(0)?,
-            plate: row.get(1)?,
-            key: row.get(2)?,
-            name: row.get(3)?,
-            start_at: row.get(4)?,
-            end_at: row.get(5)?,
-            seq: row.get(6)?,
-            definition_id: row.get(7)?,
-            time_zone: row.get(8)?,
-            schedule: row.get(9)?,
-            valid_from: row.get(10)?,
-            valid_to: row.get(11)?,
-            lot_id: row.get(12)?,
-            span_from: row.get(13)?,
-            span_to: row.get(14)?,
-        })
     }
 
     fn into_permit(self, lot: i64) -> Result<HeldPermit, AppError> {
@@ -246,26 +225,20 @@ pub async fn rights_at(
     let memory = &store.caches().rights;
     let rows: Vec<RightRow> = match memory.rows(store, plate, lot.id, (from, until)).await? {
         Some(rows) => rows,
-        None => match store.backend() {
-            Backend::Sqlite(db) => db.inline.read(|conn| {
-                conn.prepare_cached(RIGHTS_SQL)?
-                    .query_map(
-                        rusqlite::params![plate, lot.id, from, until, from + 1],
-                        RightRow::from_sqlite,
-                    )?
-                    .collect()
-            })?,
-            Backend::Postgres(pool) => {
-                sqlx::query_as(RIGHTS_SQL)
-                    .bind(plate)
-                    .bind(lot.id)
-                    .bind(from)
-                    .bind(until)
-                    .bind(from + 1)
-                    .fetch_all(pool)
-                    .await?
-            }
-        },
+        None => {
+            lookup::all(
+                store,
+                RIGHTS_SQL,
+                &[
+                    Param::Text(plate),
+                    Param::Int(lot.id),
+                    Param::Int(from),
+                    Param::Int(until),
+                    Param::Int(from + 1),
+                ],
+            )
+            .await?
+        }
     };
     found(rows, lot, at, since)
 }

@@ -11,6 +11,7 @@ mod errors;
 pub mod group;
 pub mod inline;
 pub mod lender;
+pub mod lookup;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;

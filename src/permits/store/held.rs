@@ -40,23 +40,29 @@ macro_rules! held_permits_from {
     };
 }
 
-const HELD_SELECT: &str = concat!(
-    "SELECT v.license_norm, p.id, d.id AS definition_id, d.name, d.time_zone, d.schedule, \
-        p.valid_from, p.valid_to",
-    held_permits_from!()
-);
+/// The columns of a [`HeldRow`] and where they come from; a macro, as above.
+macro_rules! held_select {
+    () => {
+        concat!(
+            "SELECT v.license_norm, p.id, d.id AS definition_id, d.name, d.time_zone, \
+                d.schedule, p.valid_from, p.valid_to",
+            held_permits_from!()
+        )
+    };
+}
 
-/// A held permit as stored; the rights lookup reads it as part of a larger statement.
-#[derive(sqlx::FromRow)]
-pub struct HeldRow {
-    pub license_norm: String,
-    pub id: String,
-    pub definition_id: i64,
-    pub name: String,
-    pub time_zone: String,
-    pub schedule: String,
-    pub valid_from: String,
-    pub valid_to: String,
+crate::lookup_row! {
+    /// A held permit as stored; the rights lookup reads it as part of a larger statement.
+    pub struct HeldRow {
+        pub license_norm: String,
+        pub id: String,
+        pub definition_id: i64,
+        pub name: String,
+        pub time_zone: String,
+        pub schedule: String,
+        pub valid_from: String,
+        pub valid_to: String,
+    }
 }
 
 impl HeldRow {
@@ -91,19 +97,24 @@ pub async fn held_by_plate(
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Vec<HeldPermit>, AppError> {
-    let rows: Vec<HeldRow> = read!(store, |db| {
-        sqlx::query_as(&format!(
-            "{HELD_SELECT} WHERE v.license_norm = $1 AND dl.parking_lot_id = $2 \
-               AND p.deleted_at IS NULL AND p.starts_at < $4 AND p.ends_at > $3 \
-             ORDER BY p.created_at, p.id"
-        ))
-        .bind(plate_norm)
-        .bind(lot)
-        .bind(to_micros(from))
-        .bind(to_micros(to))
-        .fetch_all(db)
-        .await?
-    });
+    // Every exit of a plate asks: on SQLite it runs where it is asked.
+    const SQL: &str = concat!(
+        held_select!(),
+        " WHERE v.license_norm = $1 AND dl.parking_lot_id = $2 \
+           AND p.deleted_at IS NULL AND p.starts_at < $4 AND p.ends_at > $3 \
+         ORDER BY p.created_at, p.id"
+    );
+    let rows: Vec<HeldRow> = lookup::all(
+        store,
+        SQL,
+        &[
+            Param::Text(plate_norm),
+            Param::Int(lot),
+            Param::Int(to_micros(from)),
+            Param::Int(to_micros(to)),
+        ],
+    )
+    .await?;
     rows.into_iter()
         .map(|r| r.into_held(lot).map(|(_, p)| p))
         .collect()

@@ -21,7 +21,7 @@ use crate::domain::time::{from_micros, to_micros};
 use crate::domain::{Email, LicensePlate, TimeZoneName};
 use crate::http::{AppError, FieldErrors};
 use crate::principals::Role;
-use crate::store::Store;
+use crate::store::{Param, Store, lookup};
 use crate::{read, write_tx};
 
 fn now_us() -> i64 {

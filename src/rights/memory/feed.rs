@@ -13,6 +13,7 @@ use crate::http::AppError;
 use crate::rights::gather::{
     ALL_RIGHTS_SQL, PLATE_RIGHTS_SQL, PLATES_RIGHTS_SQL, RightRow, SQLITE_PLATES_RIGHTS_SQL,
 };
+use crate::store::lookup::LookupRow;
 use crate::store::{Backend, Store};
 
 /// The latest change committed (0: none yet).
