@@ -144,7 +144,10 @@ pub async fn before_entry(
 /// The vehicle's open stay in this car park.
 pub async fn open(store: &Store, lot: i64, vehicle: &Vehicle) -> Result<Option<Stay>, AppError> {
     const SQL: &str = concat!(stays_sql!("exit_at IS NULL"), " LIMIT 1");
-    Ok(stays(store, SQL, lot, vehicle, None).await?.pop())
+    Ok(stays(store, SQL, lot, vehicle, None)
+        .await?
+        .into_iter()
+        .next())
 }
 
 /// The vehicle's last finished stay in this car park.
@@ -154,7 +157,10 @@ pub async fn last_closed(
     vehicle: &Vehicle,
 ) -> Result<Option<Stay>, AppError> {
     const SQL: &str = concat!(stays_sql!("exit_at IS NOT NULL"), " LIMIT 1");
-    Ok(stays(store, SQL, lot, vehicle, None).await?.pop())
+    Ok(stays(store, SQL, lot, vehicle, None)
+        .await?
+        .into_iter()
+        .next())
 }
 
 /// What an entry writes: a new stay and its TransactionStarted event.

@@ -90,7 +90,7 @@ pub async fn optional<T: LookupRow>(
     sql: &str,
     params: &[Param<'_>],
 ) -> Result<Option<T>, AppError> {
-    Ok(all(store, sql, params).await?.pop())
+    Ok(all(store, sql, params).await?.into_iter().next())
 }
 
 /// `$N` names the Nth parameter, as PostgreSQL reads it. SQLite numbers `$N` names in the order
@@ -100,7 +100,7 @@ fn bind_sqlite(
     params: &[Param<'_>],
 ) -> rusqlite::Result<()> {
     const NAMES: [&str; 9] = ["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9"];
-    if statement.parameter_count() != params.len() {
+    if statement.parameter_count() != params.len() || params.len() > NAMES.len() {
         return Err(rusqlite::Error::InvalidParameterCount(
             params.len(),
             statement.parameter_count(),
@@ -162,5 +162,8 @@ mod tests {
         let sql = "SELECT n, s FROM t WHERE n > $1 AND n < $2";
         assert!(statement_test(sql, &[Param::Int(1)]).is_err());
         assert!(statement_test(sql, &[Param::Int(1), Param::Int(2), Param::Int(3)]).is_err());
+        // More than it can name is refused, not bound in part.
+        let ten = "SELECT n, s FROM t WHERE n IN ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+        assert!(statement_test(ten, &[Param::Int(1); 10]).is_err());
     }
 }
