@@ -40,17 +40,6 @@ macro_rules! held_permits_from {
     };
 }
 
-/// The columns of a [`HeldRow`] and where they come from; a macro, as above.
-macro_rules! held_select {
-    () => {
-        concat!(
-            "SELECT v.license_norm, p.id, d.id AS definition_id, d.name, d.time_zone, \
-                d.schedule, p.valid_from, p.valid_to",
-            held_permits_from!()
-        )
-    };
-}
-
 crate::lookup_row! {
     /// A held permit as stored; the rights lookup reads it as part of a larger statement.
     pub struct HeldRow {
@@ -99,7 +88,9 @@ pub async fn held_by_plate(
 ) -> Result<Vec<HeldPermit>, AppError> {
     // Every exit of a plate asks: on SQLite it runs where it is asked.
     const SQL: &str = concat!(
-        held_select!(),
+        "SELECT v.license_norm, p.id, d.id AS definition_id, d.name, d.time_zone, d.schedule, \
+            p.valid_from, p.valid_to",
+        held_permits_from!(),
         " WHERE v.license_norm = $1 AND dl.parking_lot_id = $2 \
            AND p.deleted_at IS NULL AND p.starts_at < $4 AND p.ends_at > $3 \
          ORDER BY p.created_at, p.id"

@@ -13,8 +13,8 @@ use crate::http::AppError;
 use crate::rights::gather::{
     ALL_RIGHTS_SQL, PLATE_RIGHTS_SQL, PLATES_RIGHTS_SQL, RightRow, SQLITE_PLATES_RIGHTS_SQL,
 };
-use crate::store::lookup::LookupRow;
-use crate::store::{Backend, Store};
+use crate::store::lookup::{self, LookupRow};
+use crate::store::{Backend, Param, Store};
 
 /// The latest change committed (0: none yet).
 pub(super) const LATEST_CHANGE_SQL: &str = "SELECT COALESCE(MAX(seq), 0) FROM right_changes";
@@ -142,33 +142,13 @@ pub(super) async fn one_plate_rights(
     plate: &str,
     horizon: i64,
 ) -> Result<Vec<Right>, AppError> {
-    match store.backend() {
-        Backend::Sqlite(db) => db
-            .inline
-            .read(|conn| sqlite_rights_of(conn, plate, horizon)),
-        Backend::Postgres(pool) => {
-            let rows: Vec<RightRow> = sqlx::query_as(PLATE_RIGHTS_SQL)
-                .bind(plate)
-                .bind(horizon)
-                .fetch_all(pool)
-                .await?;
-            Ok(rows.into_iter().filter_map(Right::from_row).collect())
-        }
-    }
-}
-
-/// [`one_plate_rights`] on an SQLite connection.
-fn sqlite_rights_of(
-    conn: &rusqlite::Connection,
-    plate: &str,
-    horizon: i64,
-) -> rusqlite::Result<Vec<Right>> {
-    let mut rights = Vec::new();
-    let mut statement = conn.prepare_cached(PLATE_RIGHTS_SQL)?;
-    for row in statement.query_map(rusqlite::params![plate, horizon], RightRow::from_sqlite)? {
-        rights.extend(Right::from_row(row?));
-    }
-    Ok(rights)
+    let rows: Vec<RightRow> = lookup::all(
+        store,
+        PLATE_RIGHTS_SQL,
+        &[Param::Text(plate), Param::Int(horizon)],
+    )
+    .await?;
+    Ok(rows.into_iter().filter_map(Right::from_row).collect())
 }
 
 async fn sqlite_plate_rights(
