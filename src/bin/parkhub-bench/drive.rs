@@ -17,6 +17,11 @@ pub struct Row {
 }
 
 impl Row {
+    /// Adds to the notes how much of the cores' time the host took since `cores` started.
+    pub fn stolen_from(&mut self, cores: &BusyMeter) {
+        self.notes = format!("{}; {}", self.notes, cores.stolen());
+    }
+
     pub fn print(&self, floor: Option<f64>) {
         let ms = |q: f64| {
             self.latency
@@ -242,38 +247,70 @@ fn postgres_cpu_between(before: &HashMap<u32, f64>, after: &HashMap<u32, f64>) -
         .sum()
 }
 
-/// The machine's CPU time so far from `/proc/stat`, in clock ticks: (busy, all), where idle
-/// and waiting for I/O are not busy.
-fn machine_ticks() -> Option<(u64, u64)> {
+/// The machine's CPU time so far from `/proc/stat`, in clock ticks.
+#[derive(Clone, Copy)]
+struct Ticks {
+    /// Run by this machine's own threads (user, system, interrupts).
+    busy: u64,
+    /// Taken by the host for something else while a thread here was ready to run (steal).
+    stolen: u64,
+    all: u64,
+}
+
+/// The first line of `/proc/stat`, summed: idle and waiting for I/O are neither busy nor
+/// stolen (guest time is counted in user time already).
+fn machine_ticks() -> Option<Ticks> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let times: Vec<u64> = stat
-        .lines()
-        .next()?
+    ticks_of(stat.lines().next()?)
+}
+
+fn ticks_of(line: &str) -> Option<Ticks> {
+    let times: Vec<u64> = line
         .strip_prefix("cpu ")?
         .split_whitespace()
         .filter_map(|t| t.parse().ok())
         .collect();
     let all: u64 = times.iter().take(8).sum();
     let idle = times.get(3)? + times.get(4)?;
-    Some((all - idle, all))
+    let stolen = times.get(7).copied().unwrap_or(0);
+    Some(Ticks {
+        busy: all - idle - stolen,
+        stolen,
+        all,
+    })
 }
 
-/// How busy the machine's cores are over a measurement, whoever keeps them busy.
-pub struct BusyMeter(Option<(u64, u64)>);
+/// How the machine's cores were used over a measurement, whoever used them.
+pub struct BusyMeter(Option<Ticks>);
 
 impl BusyMeter {
     pub fn start() -> Self {
         Self(machine_ticks())
     }
 
-    /// "cores N% busy" since the start.
+    /// The busy and stolen shares of the cores' time since the start, in percent.
+    fn shares(&self) -> Option<(f64, f64)> {
+        let (t0, t1) = self.0.zip(machine_ticks())?;
+        let all = t1.all.checked_sub(t0.all).filter(|all| *all > 0)? as f64;
+        let share = |a: u64, b: u64| a.saturating_sub(b) as f64 * 100.0 / all;
+        Some((share(t1.busy, t0.busy), share(t1.stolen, t0.stolen)))
+    }
+
+    /// "cores N% busy" since the start: this machine's threads, not the host's steal.
     pub fn busy(&self) -> String {
-        match self.0.zip(machine_ticks()) {
-            Some(((busy0, all0), (busy1, all1))) if all1 > all0 => format!(
-                "cores {:.0}% busy",
-                (busy1 - busy0) as f64 * 100.0 / (all1 - all0) as f64
-            ),
-            _ => "cores' use not measured".to_owned(),
+        match self.shares() {
+            Some((busy, _)) => format!("cores {busy:.0}% busy"),
+            None => "cores' use not measured".to_owned(),
+        }
+    }
+
+    /// "the host took N% of the cores' time (steal)" since the start: a virtual machine's
+    /// cores run something else of the host's meanwhile, and every figure measured then is
+    /// slower than this machine can do.
+    pub fn stolen(&self) -> String {
+        match self.shares() {
+            Some((_, stolen)) => format!("the host took {stolen:.0}% of the cores' time (steal)"),
+            None => "steal not measured".to_owned(),
         }
     }
 }
@@ -356,6 +393,17 @@ pub fn inside_service(before: &[(f64, u64)], after: &[(f64, u64)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steal_is_neither_busy_nor_idle() {
+        // user nice system idle iowait irq softirq steal guest guest_nice
+        let ticks = ticks_of("cpu  100 5 40 300 7 2 3 50 20 0").expect("a cpu line");
+        assert_eq!((ticks.busy, ticks.stolen, ticks.all), (150, 50, 507));
+        assert!(
+            ticks_of("cpu0 1 2 3 4 5 6 7 8").is_none(),
+            "only the machine's line"
+        );
+    }
 
     #[test]
     fn postgres_time_counts_live_processes_since_the_first_reading_and_never_falls() {

@@ -22,7 +22,7 @@ mod load;
 mod rights;
 
 use database::fresh_database;
-use drive::{CpuMeter, Row, closed_loop};
+use drive::{BusyMeter, CpuMeter, Row, closed_loop};
 use load::floor_commit;
 use rights::Preloaded;
 
@@ -102,7 +102,8 @@ async fn run(database: &str, args: &Args) -> anyhow::Result<()> {
     let mut floor = None;
     let mut failed = false;
     for name in wanted {
-        let row = match name {
+        let cores = BusyMeter::start();
+        let mut row = match name {
             "floor-http" => bench.floor_http().await?,
             "floor-commit" => floor_commit(database, args.duration).await?,
             "ticket-ingest" => bench.ticket_ingest().await?,
@@ -115,6 +116,7 @@ async fn run(database: &str, args: &Args) -> anyhow::Result<()> {
             "idle-sockets" => bench.idle_sockets().await?,
             _ => bail!("unknown scenario {name}"),
         };
+        row.stolen_from(&cores);
         if name == "floor-http" {
             floor = Some(row.rate);
         }
@@ -127,7 +129,9 @@ async fn run(database: &str, args: &Args) -> anyhow::Result<()> {
     if args.scenario.is_none() {
         // (after a second for the last scenario's sockets to close)
         tokio::time::sleep(Duration::from_secs(1)).await;
+        let cores = BusyMeter::start();
         let mut again = bench.floor_http().await?;
+        again.stolen_from(&cores);
         failed |= again.errors > 0;
         again.name = "floor-http (end)";
         again.print(floor);
