@@ -240,7 +240,7 @@ pub async fn rights_at(
             .await?
         }
     };
-    found(rows, lot, at, since)
+    found(rows, lot, at, since, Show::Rights)
 }
 
 /// Every plate (normal form, pseudonymised ones left out) that may park at `lot` at `at`,
@@ -332,7 +332,7 @@ impl Allowed {
         if plate.starts_with(crate::rights::privacy::PSEUDONYM_PREFIX) {
             return Ok(());
         }
-        let found = found(rows, &self.lot, self.at, self.since)?;
+        let found = found(rows, &self.lot, self.at, self.since, Show::StatusesOnly)?;
         if decide::verdict(&found.statuses, self.at, self.grace).allowed {
             self.plates.push(plate);
         }
@@ -345,6 +345,15 @@ impl Allowed {
     }
 }
 
+/// What [`found`] gives besides the statuses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Show {
+    /// Each right as the answer shows it, times rendered in the lot's zone.
+    Rights,
+    /// Nothing: a list of valid plates decides a million plates and shows none of their rights.
+    StatusesOnly,
+}
+
 /// The rights in `rows` (of one plate at `lot`) with their status at `at`, those that ended
 /// before `since` (the start of the grace period) left out.
 fn found(
@@ -352,6 +361,7 @@ fn found(
     lot: &Lot,
     at: Timestamp,
     since: Timestamp,
+    show: Show,
 ) -> Result<Found, AppError> {
     let zone = &lot.time_zone;
     let mut tickets = Vec::new();
@@ -384,6 +394,10 @@ fn found(
         if status == Status::Inactive {
             continue;
         }
+        found.statuses.push(status);
+        if show == Show::StatusesOnly {
+            continue;
+        }
         found.rights.push(RightView::Ticket {
             parking_lot_id: lot.id,
             provider: t.name.unwrap_or_default(),
@@ -392,17 +406,11 @@ fn found(
             end_date: end.map(|e| zone.render(e)),
             ended_at: ended_at(&status),
         });
-        found.statuses.push(status);
     }
     for permit in &held {
         let cover = permit.cover();
         let (status, window, window_ends) = match cover.covers(lot.id, at) {
-            Some(hit) => (
-                Status::Active { until: hit.until },
-                hit.window
-                    .and_then(|i| permit.schedule.to_specs().into_iter().nth(i)),
-                hit.until,
-            ),
+            Some(hit) => (Status::Active { until: hit.until }, hit.window, hit.until),
             None => {
                 let covered = covered_intervals(std::slice::from_ref(&cover), lot.id, since, at);
                 (decide::covered_status(&covered, at), None, None)
@@ -411,21 +419,28 @@ fn found(
         if status == Status::Inactive {
             continue;
         }
+        found.statuses.push(status);
+        if show == Show::StatusesOnly {
+            continue;
+        }
         found.rights.push(RightView::Permit {
             parking_lot_id: lot.id,
             permit_id: permit.permit_id.clone(),
             permit_definition_name: permit.definition_name.clone(),
             valid_from: permit.days.render_from(&permit.zone),
             valid_to: permit.days.render_to(&permit.zone),
-            window,
+            window: window.and_then(|i| permit.schedule.to_specs().into_iter().nth(i)),
             window_ends_at: window_ends.map(|w| zone.render(w)),
             ended_at: ended_at(&status),
         });
-        found.statuses.push(status);
     }
     for s in stays {
         let status = decide::span_status(from_micros(s.start_at), s.end_at.map(from_micros), at);
         if status == Status::Inactive {
+            continue;
+        }
+        found.statuses.push(status);
+        if show == Show::StatusesOnly {
             continue;
         }
         found.rights.push(RightView::Transaction {
@@ -435,7 +450,6 @@ fn found(
             reference_no: s.key,
             ended_at: ended_at(&status),
         });
-        found.statuses.push(status);
     }
     Ok(found)
 }
@@ -511,16 +525,55 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_lot_is_decided_plate_by_plate_from_rows_in_plate_order() {
-        let lot = Lot {
+    fn lot() -> Lot {
+        Lot {
             id: 12,
             name: "Lot".to_owned(),
             zone_code: 12,
             time_zone: TimeZoneName::parse("Europe/Stockholm").unwrap(),
             carpark: None,
             grace_minutes: 5,
+        }
+    }
+
+    #[test]
+    fn statuses_alone_are_those_the_answer_shows() {
+        let at: Timestamp = "2025-01-06T11:00:00Z".parse().unwrap();
+        let since = at - SignedDuration::from_mins(5);
+        let rows = || {
+            vec![
+                ticket("AAA111", "2025-01-06T12:00:00Z", None),
+                ticket(
+                    "AAA111",
+                    "2025-01-06T09:00:00Z",
+                    Some("2025-01-06T10:58:00Z"),
+                ),
+                ticket("AAA111", "2025-01-06T10:00:00Z", None),
+                RightRow {
+                    start_at: to_micros("2025-01-06T10:40:00Z".parse::<Timestamp>().unwrap()),
+                    seq: Some(7),
+                    ..RightRow::bare(STAY, "AAA111", "r-7", 12)
+                },
+            ]
         };
+        let shown = found(rows(), &lot(), at, since, Show::Rights).unwrap();
+        let only = found(rows(), &lot(), at, since, Show::StatusesOnly).unwrap();
+        assert_eq!(
+            shown.rights.len(),
+            3,
+            "the ticket not begun yet is left out"
+        );
+        assert_eq!(shown.statuses, only.statuses);
+        assert!(only.rights.is_empty());
+        assert_eq!(
+            decide::verdict(&only.statuses, at, SignedDuration::from_mins(5)),
+            decide::verdict(&shown.statuses, at, SignedDuration::from_mins(5))
+        );
+    }
+
+    #[test]
+    fn a_lot_is_decided_plate_by_plate_from_rows_in_plate_order() {
+        let lot = lot();
         let at: Timestamp = "2025-01-06T11:00:00Z".parse().unwrap();
         let mut allowed = Allowed::new(lot, at, SignedDuration::from_mins(5));
         let rows = [
