@@ -17,9 +17,11 @@ pub struct Row {
 }
 
 impl Row {
-    /// Adds to the notes how much of the cores' time the host took since `cores` started.
-    pub fn stolen_from(&mut self, cores: &BusyMeter) {
+    /// Adds to the notes how much of the cores' time the host took since `cores` started, and
+    /// returns that share in percent (if measured).
+    pub fn stolen_from(&mut self, cores: &BusyMeter) -> Option<f64> {
         self.notes = format!("{}; {}", self.notes, cores.stolen());
+        cores.shares().map(|(_, stolen)| stolen)
     }
 
     pub fn print(&self, floor: Option<f64>) {
