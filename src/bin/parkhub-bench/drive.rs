@@ -20,8 +20,9 @@ impl Row {
     /// Adds to the notes how much of the cores' time the host took since `cores` started, and
     /// returns that share in percent (if measured).
     pub fn stolen_from(&mut self, cores: &BusyMeter) -> Option<f64> {
-        self.notes = format!("{}; {}", self.notes, cores.stolen());
-        cores.shares().map(|(_, stolen)| stolen)
+        let shares = cores.shares();
+        self.notes = format!("{}; {}", self.notes, stolen_text(shares));
+        shares.map(|(_, stolen)| stolen)
     }
 
     pub fn print(&self, floor: Option<f64>) {
@@ -300,20 +301,31 @@ impl BusyMeter {
 
     /// "cores N% busy" since the start: this machine's threads, not the host's steal.
     pub fn busy(&self) -> String {
-        match self.shares() {
-            Some((busy, _)) => format!("cores {busy:.0}% busy"),
-            None => "cores' use not measured".to_owned(),
-        }
+        busy_text(self.shares())
     }
 
-    /// "the host took N% of the cores' time (steal)" since the start: a virtual machine's
-    /// cores run something else of the host's meanwhile, and every figure measured then is
-    /// slower than this machine can do.
-    pub fn stolen(&self) -> String {
-        match self.shares() {
-            Some((_, stolen)) => format!("the host took {stolen:.0}% of the cores' time (steal)"),
-            None => "steal not measured".to_owned(),
-        }
+    /// [`Self::busy`] and the host's share of the cores' time (see [`stolen_text`]), from one
+    /// reading.
+    pub fn busy_and_stolen(&self) -> String {
+        let shares = self.shares();
+        format!("{}, {}", busy_text(shares), stolen_text(shares))
+    }
+}
+
+fn busy_text(shares: Option<(f64, f64)>) -> String {
+    match shares {
+        Some((busy, _)) => format!("cores {busy:.0}% busy"),
+        None => "cores' use not measured".to_owned(),
+    }
+}
+
+/// "the host took N% of the cores' time (steal)": a virtual machine's cores run something
+/// else of the host's meanwhile, and every figure measured then is slower than this machine
+/// can do.
+fn stolen_text(shares: Option<(f64, f64)>) -> String {
+    match shares {
+        Some((_, stolen)) => format!("the host took {stolen:.0}% of the cores' time (steal)"),
+        None => "steal not measured".to_owned(),
     }
 }
 

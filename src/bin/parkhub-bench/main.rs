@@ -45,6 +45,17 @@ const SCENARIOS: [&str; 10] = [
 /// run says its figures are the host's as much as parkhub's.
 const STOLEN_TOO_MUCH: f64 = 5.0;
 
+/// Notes on `row` the host's share of the cores since `cores` started, and adds its name to
+/// `host_busy` if that was more than [`STOLEN_TOO_MUCH`].
+fn note_steal(row: &mut Row, cores: &BusyMeter, host_busy: &mut Vec<&'static str>) {
+    if row
+        .stolen_from(cores)
+        .is_some_and(|stolen| stolen > STOLEN_TOO_MUCH)
+    {
+        host_busy.push(row.name);
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "parkhub-bench",
@@ -121,12 +132,7 @@ async fn run(database: &str, args: &Args) -> anyhow::Result<()> {
             "idle-sockets" => bench.idle_sockets().await?,
             _ => bail!("unknown scenario {name}"),
         };
-        if row
-            .stolen_from(&cores)
-            .is_some_and(|stolen| stolen > STOLEN_TOO_MUCH)
-        {
-            host_busy.push(row.name);
-        }
+        note_steal(&mut row, &cores, &mut host_busy);
         if name == "floor-http" {
             floor = Some(row.rate);
         }
@@ -142,12 +148,7 @@ async fn run(database: &str, args: &Args) -> anyhow::Result<()> {
         let cores = BusyMeter::start();
         let mut again = bench.floor_http().await?;
         again.name = "floor-http (end)";
-        if again
-            .stolen_from(&cores)
-            .is_some_and(|stolen| stolen > STOLEN_TOO_MUCH)
-        {
-            host_busy.push(again.name);
-        }
+        note_steal(&mut again, &cores, &mut host_busy);
         failed |= again.errors > 0;
         again.print(floor);
     }

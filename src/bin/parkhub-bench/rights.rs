@@ -204,7 +204,7 @@ impl Bench {
             succeeds(make(1_000_000_000 + i))
         })
         .await?;
-        let busy = format!("{}, {}", cores.busy(), cores.stolen());
+        let busy = cores.busy_and_stolen();
         let half_cpu = half_cpu.per_request(latency.len());
         let inside = inside_service(&before, &self.service_histogram(route).await?);
         // One plate's checks from the operator's log, while the checks above may still wait
@@ -224,7 +224,7 @@ impl Bench {
                 succeeds(self.client.get(&healthz))
             })
             .await?;
-        let floor_busy = format!("{}, {}", cores.busy(), cores.stolen());
+        let floor_busy = cores.busy_and_stolen();
         let floor_cpu = floor_cpu.per_request(floor.len());
         let (floor_p99, floor_p999) = (millis(&floor, 0.99), millis(&floor, 0.999));
         // The operator's log of every check above: the newest page (and the count of all),
